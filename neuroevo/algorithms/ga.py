@@ -1,0 +1,94 @@
+"""The Deep Neuroevolution GA: Such, Madhavan, Conti, Lehman, Stanley, Clune (2017), "Deep
+Neuroevolution: Genetic Algorithms Are a Competitive Alternative for Training Deep Neural Networks
+for Reinforcement Learning", arXiv:1712.06567, Algorithm 1.
+
+Each generation, truncation selection keeps the top T members (``truncation``) as parents; every new
+member is a uniformly chosen parent plus Gaussian mutation, child = parent + sigma * eps, eps from the
+shared noise table (so a child is named by (parent, offset)). No crossover.
+
+Elitism with re-evaluation: the paper re-evaluates its top candidates on extra episodes to pick the
+elite, because one noisy episode over-rates lucky members. Here the top ``num_elites`` members are
+carried unmutated into the next generation, where they are evaluated again with fresh episodes; a
+carried member's fitness is the mean over all its evaluations so far. The elite (``center``) is the
+carried member with the best such mean, and it is what the GA returns as its solution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neuroevo.algorithms.base import Optimizer
+from neuroevo.algorithms.noise import DEFAULT_SIZE
+
+
+@dataclass
+class GAConfig:
+    popsize: int = 256
+    """members per generation, elites included"""
+    sigma: float = 0.002
+    """mutation power: standard deviation of the Gaussian mutation (the paper's 0.002 for Atari)"""
+    truncation: int = 20
+    """T: the top members that become parents"""
+    num_elites: int = 10
+    """top members carried unmutated and re-evaluated each generation (the paper's 10 candidates)"""
+    noise_size: int = DEFAULT_SIZE
+    noise_seed: int = 0
+
+
+class GA(Optimizer):
+    """Truncation-selection GA with Gaussian mutation and re-evaluated elites."""
+
+    config_class = GAConfig
+    name = "GA"
+    _state_keys = ("population", "elite_sum", "elite_count")
+
+    def __init__(self, center, config=None, **kwargs):
+        super().__init__(center, config, **kwargs)
+        # Members [0, num_elites) of `population` are carried elites once generation 0 is told.
+        self.population: torch.Tensor | None = None
+        self.elite_sum = torch.zeros(0, device=self.device)
+        self.elite_count = torch.zeros(0, device=self.device)
+        self.parents = torch.empty(0, dtype=torch.int64)
+        self.offsets = torch.empty(0, dtype=torch.int64)
+
+    def _validate_config(self):
+        super()._validate_config()
+        c = self.config
+        if not 1 <= c.truncation <= c.popsize:
+            raise ValueError(f"GA: truncation must be in [1, popsize={c.popsize}], got {c.truncation}")
+        if not 0 <= c.num_elites < c.popsize:
+            raise ValueError(f"GA: num_elites must be in [0, popsize={c.popsize}), got {c.num_elites}")
+
+    def _ask(self):
+        if self.population is None:
+            # Generation 0: the starting point and mutants of it.
+            self.offsets, eps = self._perturbations(self.popsize - 1)
+            self.parents = torch.zeros(self.popsize - 1, dtype=torch.int64)
+            return torch.cat([self.center[None], self.center + self.config.sigma * eps])
+        return self.population
+
+    def _tell(self, params, fitness):
+        c = self.config
+        carried = self.elite_count.numel()
+        total = fitness.clone()
+        count = torch.ones_like(fitness)
+        total[:carried] += self.elite_sum
+        count[:carried] += self.elite_count
+        mean = total / count  # re-evaluated elites: mean over all their evaluations
+
+        order = mean.argsort(descending=True)
+        elites = order[: c.num_elites]
+        elite = int(mean[:carried].argmax()) if carried else int(order[0])
+        self.center = params[elite].clone()
+
+        parents = params[order[: c.truncation]]
+        n_children = self.popsize - c.num_elites
+        self.parents = torch.randint(0, c.truncation, (n_children,), generator=self.generator)
+        self.offsets, eps = self._perturbations(n_children)
+        children = parents[self.parents.to(self.device)] + c.sigma * eps
+        self.population = torch.cat([params[elites], children])
+        self.elite_sum = total[elites]
+        self.elite_count = count[elites]
+        return {"train/elite_fitness": float(mean[elite]), "train/elite_evaluations": float(count[elite])}
