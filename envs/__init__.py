@@ -1,0 +1,1 @@
+"""Task cards: one TOML file per benchmark task (see neuroevo.config). Shipped as neuroevo.tasks."""

@@ -1,0 +1,144 @@
+"""Checkpoints and policy files: plain tensors and numbers, written atomically, read with
+``torch.load(weights_only=True)``.
+
+A run directory holds ``checkpoints/last.pt`` (everything needed to resume) and ``best_policy.pt``
+(one member, ready to deploy with :func:`load_policy`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from neuroevo.policies import DeployedPolicy, ModulePolicy, ObsNormalizer, Policy, policy_from_spec
+
+POLICY_FORMAT = "neuroevo-policy/1"
+CHECKPOINT_FORMAT = "neuroevo-checkpoint/1"
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a kill mid-write leaves the
+    previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_file(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:
+    """Read a neuroevo file with ``weights_only=True``; a missing, corrupt or foreign file raises a
+    one-line ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise ValueError(
+            f"{path}: not a readable neuroevo file ({type(err).__name__}: {err})".split("\n")[0]
+        ) from None
+    if not isinstance(data, dict) or "format" not in data:
+        raise ValueError(f"{path}: not a neuroevo checkpoint or policy file")
+    if expected_format is not None and data["format"] != expected_format:
+        raise ValueError(f"{path}: holds {data['format']!r}, expected {expected_format!r}")
+    return data
+
+
+# -- action spaces as plain data ------------------------------------------------------------------
+
+
+def space_to_dict(space: gym.Space) -> dict[str, Any]:
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "box", "low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high)}
+    raise ValueError(f"cannot store action space {space}")
+
+
+def space_from_dict(data: dict[str, Any]) -> gym.Space:
+    if data["type"] == "discrete":
+        return gym.spaces.Discrete(data["n"], start=data["start"])
+    low, high = data["low"].numpy(), data["high"].numpy()
+    return gym.spaces.Box(low=low, high=high, dtype=np.float32)
+
+
+# -- policy files ---------------------------------------------------------------------------------
+
+
+def policy_record(
+    policy: Policy,
+    params: torch.Tensor,
+    action_space: gym.Space,
+    normalizer: ObsNormalizer | None,
+    env_id: str,
+    **info: Any,
+) -> dict[str, Any]:
+    """One member as plain data: what ``best_policy.pt`` holds and :func:`load_policy` reads."""
+    return {
+        "format": POLICY_FORMAT,
+        "policy": policy.spec(),
+        "params": params.detach().cpu().clone(),
+        "action_space": space_to_dict(action_space),
+        "normalizer": normalizer.state_dict() if normalizer is not None else None,
+        "env_id": env_id,
+        "info": info,
+    }
+
+
+def read_policy(path: str | Path, module: nn.Module | None = None):
+    """(policy, params [D], action_space, normalizer or None, record) from a policy file, a
+    checkpoint, or a run directory (its ``best_policy.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best_policy.pt"
+    record = load_file(path)
+    if record["format"] == CHECKPOINT_FORMAT:
+        record = record["solution"]
+    elif record["format"] != POLICY_FORMAT:
+        raise ValueError(f"{path}: holds {record['format']!r}, not a policy or checkpoint")
+    spec = record["policy"]
+    if spec.get("kind") == "module":
+        if module is None:
+            raise ValueError(
+                f"{path}: the policy is a user nn.Module; pass it: load_policy(path, module=MyNet())"
+            )
+        policy = ModulePolicy(module, spec["obs_dim"])
+    else:
+        policy = policy_from_spec(spec)
+    params = record["params"]
+    if params.shape != (policy.num_params,):
+        raise ValueError(
+            f"{path}: {params.numel()} parameters stored, but the {spec.get('kind')} policy needs {policy.num_params}"
+        )
+    normalizer = None
+    if record["normalizer"] is not None:
+        normalizer = ObsNormalizer(policy.obs_dim)
+        normalizer.load_state_dict(record["normalizer"])
+    return policy, params, space_from_dict(record["action_space"]), normalizer, record
+
+
+def load_policy(path: str | Path, module: nn.Module | None = None, device=None) -> DeployedPolicy:
+    """The deployable ``nn.Module`` stored at ``path``: observations [B, obs_dim] -> env actions
+    (indices for ``Discrete``, values inside the ``Box``), observation normalizer included.
+
+    ``path`` is a ``best_policy.pt``, a checkpoint, or a run directory. A policy built on a user
+    module needs that module's architecture: ``load_policy(path, module=MyNet())``.
+    """
+    policy, params, action_space, normalizer, _ = read_policy(path, module)
+    deployed = DeployedPolicy.build(policy, params, action_space, normalizer)
+    return deployed.to(device) if device is not None else deployed

@@ -1,0 +1,160 @@
+"""The command line: ``neuroevo train | eval | bench``. It parses and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from neuroevo.config import card_names, parse_override, resolve_config
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The CLI flags as a nested override of the config (budget flags replace the card's budget)."""
+    run: dict[str, Any] = {}
+    budget = {"generations": args.generations, "steps": args.steps, "target": args.target}
+    if any(v is not None for v in budget.values()):
+        run.update(budget)
+    for key in ("seed", "device"):
+        if getattr(args, key) is not None:
+            run[key] = getattr(args, key)
+    if args.algo is not None:
+        run["algo"] = args.algo
+    out: dict[str, Any] = {"run": run} if run else {}
+    if args.backend is not None:
+        out.setdefault("env", {})["backend"] = args.backend
+    if args.policy is not None:
+        out.setdefault("policy", {})["kind"] = args.policy
+    for text in args.set or []:
+        _merge(out, parse_override(text))
+    return out
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuroevo.trainer import Trainer
+
+    overrides = _train_overrides(args)
+    if args.resume is not None and args.popsize is not None:
+        raise ValueError("--popsize cannot change on --resume")
+    if args.resume is not None:
+        trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet)
+        print(f"resuming {args.resume} at generation {trainer.generation}")
+    else:
+        if args.env is None or args.out is None:
+            raise ValueError("train needs --env and --out (or --resume DIR)")
+        config = resolve_config(args.env, overrides)
+        if args.popsize is not None:
+            config.algo_config.popsize = args.popsize
+        trainer = Trainer(config, args.out, progress=not args.quiet)
+    cfg = trainer.config
+    print(
+        f"training {cfg.run.algo.upper()} on {cfg.env.id} ({trainer.env.__class__.__name__}, {trainer.device}), "
+        f"popsize {cfg.algo_config.popsize}, {trainer.policy.num_params} parameters"
+    )
+    result = trainer.run()
+    status = "solved" if result.solved else "budget spent"
+    print(
+        f"{status}: best evaluated return {result.best_eval_return:.2f} after {result.generations} generations, "
+        f"{result.env_steps} env steps, {result.wall_time:.1f} s"
+    )
+    print(f"results in {result.run_dir}: config.json, metrics.jsonl, best_policy.pt, checkpoints/last.pt")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from neuroevo.evaluation import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(
+        args.checkpoint, args.env, args.episodes, backend=args.backend, device=args.device, seed=args.seed
+    )
+    print(
+        f"{summary['env_id']} ({summary['backend']}): mean return {summary['mean']:.2f} "
+        f"+/- {summary['std']:.2f} over {summary['episodes']} episodes"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuroevo import bench
+
+    bench.main(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neuroevo", description="Neuroevolution on torch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser(
+        "train",
+        help="train a policy",
+        description=(
+            "Train a policy. --env takes an env id or a task card (shipped: " + ", ".join(card_names()) + ")."
+        ),
+    )
+    train.add_argument("--env", help="env id or path to a task card (.toml)")
+    train.add_argument("--algo", choices=["es", "ga", "ars"], help="optimizer (default: the card's, else es)")
+    train.add_argument("--popsize", type=int, help="members per generation")
+    train.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    train.add_argument("--backend", choices=["auto", "torch", "gymnasium"], help="env backend")
+    train.add_argument("--policy", choices=["linear", "mlp"], help="policy architecture")
+    budget = train.add_argument_group("budget (any of these replaces the card's budget)")
+    budget.add_argument("--generations", type=int)
+    budget.add_argument("--steps", type=int, help="training env steps")
+    budget.add_argument("--target", type=float, help="stop at this evaluated mean return")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--out", help="run directory")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config field, e.g. --set es.sigma=0.05 --set policy.hidden=[32,32]",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a saved policy")
+    ev.add_argument("checkpoint", help="best_policy.pt, checkpoints/last.pt, or a run directory")
+    ev.add_argument("--env", help="env id (default: the env it was trained on)")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument(
+        "--backend",
+        choices=["auto", "torch", "gymnasium"],
+        default="gymnasium",
+        help="default gymnasium: the reference implementation",
+    )
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_eval)
+
+    from neuroevo import bench
+
+    b = sub.add_parser("bench", help="throughput benchmark (env steps/s, member forwards vs bandwidth)")
+    bench.add_arguments(b)
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as err:
+        print(f"neuroevo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neuroevo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""A run's configuration: one dataclass tree, filled by a TOML task card, overridden by the CLI.
+
+Task cards are the TOML files of the top-level ``envs/`` folder (shipped in the wheel as
+``neuroevo.tasks``). A card has the sections of :class:`Config`: ``[env]``, ``[policy]``, ``[run]``,
+and one per algorithm (``[es]``, ``[ga]``, ``[ars]``) holding the hyperparameters that solve it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from neuroevo.algorithms import ALGORITHMS, ARSConfig, ESConfig, GAConfig
+
+
+@dataclass
+class EnvConfig:
+    id: str = "CartPole-v1"
+    """env id (torch-native or registered with gymnasium)"""
+    backend: str = "auto"
+    """'torch', 'gymnasium' or 'auto' (torch where available)"""
+    episodes: int = 1
+    """episodes per member per generation; the member's fitness is their mean return"""
+    max_steps: int | None = None
+    """cap on episode length (default: the env's own time limit)"""
+    threshold: float | None = None
+    """return at which the task counts as solved (the card's reference number)"""
+
+
+@dataclass
+class PolicyConfig:
+    kind: str = "mlp"
+    """'linear' or 'mlp'"""
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """MLP hidden layer sizes"""
+    activation: str = "tanh"
+    """MLP activation"""
+    normalize_obs: bool = True
+    """running observation normalization in the policy's input path (ARS V2; V1 when False)"""
+
+
+@dataclass
+class RunConfig:
+    algo: str = "es"
+    """'es', 'ga' or 'ars'"""
+    seed: int = 0
+    device: str | None = None
+    """torch device; default the GPU where there is one, else the CPU"""
+    generations: int | None = None
+    """stop after this many generations"""
+    steps: int | None = None
+    """stop once this many training env steps are taken"""
+    target: float | None = None
+    """stop once the evaluated solution (ES/ARS center, GA elite) reaches this mean return"""
+    eval_episodes: int = 20
+    """episodes of each evaluation of the solution"""
+    eval_every: int = 1
+    """evaluate the solution every this many generations"""
+    checkpoint_every: int = 10
+    """write a checkpoint every this many generations (and at the end)"""
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    es: ESConfig = field(default_factory=ESConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    ars: ARSConfig = field(default_factory=ARSConfig)
+
+    @property
+    def algo_config(self):
+        """The config of the selected algorithm (``self.es``, ``self.ga`` or ``self.ars``)."""
+        return getattr(self, self.run.algo)
+
+    def validate(self) -> None:
+        """Raise a one-line ``ValueError`` for a value no run can use."""
+        if self.run.algo not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.run.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.algo_config.popsize <= 0:
+            raise ValueError(f"popsize must be positive, got {self.algo_config.popsize}")
+        for name in ("generations", "steps"):
+            value = getattr(self.run, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"run.{name} must be positive, got {value}")
+        if self.env.episodes <= 0:
+            raise ValueError(f"env.episodes must be positive, got {self.env.episodes}")
+        if self.run.eval_episodes <= 0 or self.run.eval_every <= 0 or self.run.checkpoint_every <= 0:
+            raise ValueError("run.eval_episodes, run.eval_every and run.checkpoint_every must be positive")
+        if self.run.generations is None and self.run.steps is None and self.run.target is None:
+            raise ValueError("no budget: set run.generations, run.steps or run.target")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# -------------------------------------------------------------------------------------------------
+# Building the tree from plain data (task cards, checkpoints, --set overrides)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check a plain TOML/JSON value against a field's annotation (``int | None``, ``list[int]`` ...)."""
+    args = typing.get_args(annotation)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ValueError(f"{where} may not be empty")
+    if args and type(None) in args:
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, typing.get_args(annotation)[0], where) for v in value]
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, str, bool) and type(value) is not annotation:
+        raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in names:
+            raise ValueError(f"unknown setting {where}{key}; known: {', '.join(sorted(names))}")
+        if dataclasses.is_dataclass(getattr(obj, key)):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}{key} must be a table of settings")
+            _fill(getattr(obj, key), value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
+
+
+def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """A :class:`Config` from nested plain data (unknown keys and wrong types raise ``ValueError``)."""
+    config = config_from_dict(dataclasses.asdict(base)) if base is not None else Config()
+    _fill(config, data, "")
+    return config
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"es.sigma=0.05"`` -> ``{"es": {"sigma": 0.05}}`` (the value is parsed as TOML, else a string)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# Task cards
+
+
+def card_names() -> list[str]:
+    """The task cards shipped with neuroevo, by file stem (= env id)."""
+    return sorted(
+        p.name[:-5] for p in importlib.resources.files("neuroevo.tasks").iterdir() if p.name.endswith(".toml")
+    )
+
+
+def find_card(env: str) -> Path | None:
+    """The card for ``env``: a path to a TOML file, or the name of a shipped card; None if neither."""
+    if env.endswith(".toml"):
+        path = Path(env)
+        if not path.is_file():
+            raise ValueError(f"task card {env} does not exist")
+        return path
+    resource = importlib.resources.files("neuroevo.tasks") / f"{env}.toml"
+    return Path(str(resource)) if resource.is_file() else None
+
+
+def load_card(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"task card {path} is not valid TOML: {err}") from None
+
+
+def resolve_config(env: str, overrides: dict[str, Any] | None = None) -> Config:
+    """The config for ``env`` (an env id or a card path): its card if there is one, then overrides.
+
+    Without a card, the env id runs with the defaults and ``env.id`` set.
+    """
+    path = find_card(env)
+    data = load_card(path) if path is not None else {"env": {"id": env}}
+    config = config_from_dict(data)
+    if config.run.target is None and config.env.threshold is not None and path is not None:
+        config.run.target = config.env.threshold
+    if overrides:
+        config = config_from_dict(overrides, config)
+    return config

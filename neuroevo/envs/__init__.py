@@ -1,0 +1,60 @@
+"""Batched environments with torch tensors at the boundary: ``make_env`` picks the backend."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+
+from neuroevo.envs.base import TorchVectorEnv, VectorEnv
+from neuroevo.envs.classic import TORCH_ENVS
+from neuroevo.envs.gym_backend import GymVectorEnv
+
+BACKENDS = ("auto", "torch", "gymnasium")
+
+
+def default_device() -> torch.device:
+    """The GPU where there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_env(env_id: str, num_envs: int, device=None, backend: str = "auto", **kwargs) -> VectorEnv:
+    """A batched env of ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
+
+    Args:
+        backend: ``"torch"`` (torch-native, GPU-resident: CartPole-v1, Pendulum-v1, Acrobot-v1,
+            MountainCarContinuous-v0), ``"gymnasium"`` (any registered gymnasium id through
+            ``gymnasium.vector``), or ``"auto"`` (torch where available, else gymnasium).
+        device: where observations, rewards and flags live (and where torch-native envs compute);
+            default: the GPU where there is one.
+        kwargs: passed to the backend (e.g. ``dtype`` for torch envs, ``vectorization_mode`` or env
+            arguments for gymnasium).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if num_envs <= 0:
+        raise ValueError(f"num_envs must be positive, got {num_envs}")
+    device = torch.device(device) if device is not None else default_device()
+    if backend == "torch" or (backend == "auto" and env_id in TORCH_ENVS):
+        if env_id not in TORCH_ENVS:
+            raise ValueError(
+                f"no torch-native env {env_id!r}; the torch backend has {', '.join(TORCH_ENVS)} "
+                "(use backend='gymnasium' for other ids)"
+            )
+        return TORCH_ENVS[env_id](num_envs, device=device, **kwargs)
+    if env_id not in gym.registry:
+        raise ValueError(
+            f"unknown env id {env_id!r}: neither a torch-native env ({', '.join(TORCH_ENVS)}) "
+            "nor registered with gymnasium"
+        )
+    return GymVectorEnv(env_id, num_envs, device=device, **kwargs)
+
+
+__all__ = [
+    "BACKENDS",
+    "GymVectorEnv",
+    "TORCH_ENVS",
+    "TorchVectorEnv",
+    "VectorEnv",
+    "default_device",
+    "make_env",
+]

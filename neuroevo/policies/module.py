@@ -1,0 +1,102 @@
+"""Any user ``nn.Module`` as a population policy, via ``torch.func.functional_call`` under ``torch.vmap``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from neuroevo.policies.base import Policy
+
+
+class ModulePolicy(Policy):
+    """A user module mapping ``[B, obs_dim] -> [B, act_dim]``, evolved as flat parameters.
+
+    Flat layout: the module's parameters in ``module.named_parameters()`` order, each flattened row-major
+    (the layout of ``torch.nn.utils.parameters_to_vector``). Every parameter is evolved, frozen or not;
+    buffers are used as they are and never evolved. ``act_dim`` comes from a dry forward on zeros
+    ``[1, obs_dim]``.
+
+    The batched call views each parameter's slice of ``params: [P, D]`` as ``[P, *shape]`` and runs
+    ``vmap(functional_call)`` over it, so the module runs in its current train/eval mode: put modules with
+    dropout or batch norm in ``eval()`` first. The module's buffers must sit on params' device.
+
+    The spec (kind "module") is informative only: :func:`policy_from_spec` cannot rebuild a user module,
+    so load code builds the module and wraps it again.
+    """
+
+    kind = "module"
+
+    def __init__(self, module: nn.Module, obs_dim: int):
+        self.module = module
+        self.obs_dim = int(obs_dim)
+        self._names = [name for name, _ in module.named_parameters()]
+        self._shapes = [p.shape for _, p in module.named_parameters()]
+        self.num_params = sum(p.numel() for p in module.parameters())
+        ref = next(module.parameters(), None)
+        zeros = torch.zeros(
+            1,
+            self.obs_dim,
+            device=ref.device if ref is not None else None,
+            dtype=ref.dtype if ref is not None else None,
+        )
+        with torch.no_grad():
+            out = module(zeros)
+        if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != 1:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"ModulePolicy: {type(module).__name__} maps [1, {self.obs_dim}] zeros to {shape}; "
+                "it should map [B, obs_dim] to [B, act_dim]"
+            )
+        self.act_dim = int(out.shape[1])
+
+    def _member_forward(self, member_params: dict[str, Tensor], obs: Tensor) -> Tensor:
+        # Parameters come from the batch; buffers (not in the dict) fall back to the module's own.
+        return functional_call(self.module, member_params, (obs,))
+
+    def _forward(self, params: Tensor, obs: Tensor) -> Tensor:
+        P = params.shape[0]
+        batched: dict[str, Tensor] = {}
+        offset = 0
+        for name, shape in zip(self._names, self._shapes, strict=True):
+            n = shape.numel()
+            # A column slice viewed as [P, *shape] stays a view of params: no copy of the population.
+            batched[name] = params[:, offset : offset + n].view(P, *shape)
+            offset += n
+        return torch.vmap(self._member_forward)(batched, obs)
+
+    def init_params(self, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """The module's current parameters (its own init) as [D]; ``generator`` is unused, since
+        re-running a user module's init from a given generator is not generally possible."""
+        flat = parameters_to_vector(self.module.parameters()).detach().clone()
+        return flat.to(device) if device is not None else flat
+
+    def to_module(self, flat_params: Tensor) -> nn.Module:
+        """A deep copy of the module on flat_params' device, its parameters set to ``flat_params: [D]``."""
+        self.check_flat(flat_params)
+        member = copy.deepcopy(self.module).to(flat_params.device)
+        # Clone: vector_to_parameters makes the parameters views of the vector it is given.
+        vector_to_parameters(flat_params.detach().clone(), member.parameters())
+        return member
+
+    def _spec_args(self) -> dict[str, Any]:
+        return {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "num_params": self.num_params,
+            "module_class": type(self.module).__qualname__,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        same_module = isinstance(other, ModulePolicy) and other.module is self.module
+        return same_module and other.obs_dim == self.obs_dim
+
+    def __hash__(self) -> int:
+        return hash((id(self.module), self.obs_dim))
+
+    def __repr__(self) -> str:
+        return f"ModulePolicy({type(self.module).__name__}, obs_dim={self.obs_dim}, act_dim={self.act_dim})"

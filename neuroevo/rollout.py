@@ -1,0 +1,168 @@
+"""Population evaluation: every member's episodes in lock-step batches.
+
+The env holds N = P x E copies: E episodes of each of the P members run side by side, member p on env
+slots [p*E, (p+1)*E). One step is one batched policy forward for the whole population and one batched
+env step. A finished episode stays in the batch under a mask (on a GPU a mask is cheaper than
+compacting the batch), and its rewards stop counting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from neuroevo.envs.base import VectorEnv
+from neuroevo.policies import ObsNormalizer, Policy, check_fits
+from neuroevo.policies.head import box_bounds
+
+# How often (in steps) the loop asks whether any episode is still running: each ask is a host sync.
+SYNC_EVERY = 8
+
+
+@dataclass
+class Evaluation:
+    """What one population evaluation gives back (all small: no parameter vectors).
+
+    returns: [P] mean episode return per member; episode_returns / episode_lengths: [P, episodes];
+    env_steps: env steps taken while episodes were running (the budget counter);
+    obs_stats: (count, mean, m2) of the observations seen, for ``ObsNormalizer.merge``, or None;
+    nonfinite_episodes: episodes whose return is NaN or infinite.
+    """
+
+    returns: torch.Tensor
+    episode_returns: torch.Tensor
+    episode_lengths: torch.Tensor
+    env_steps: int
+    obs_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    nonfinite_episodes: int
+
+
+def episode_seeds(seed: int, popsize: int, episodes: int) -> torch.Tensor:
+    """Default episode seeds [P, episodes]: member p's episode j starts from seed + p * episodes + j."""
+    return seed + torch.arange(popsize * episodes, dtype=torch.int64).reshape(popsize, episodes)
+
+
+def _action_fn(action_space: gym.Space, device, dtype):
+    """raw outputs [..., act_dim] -> env actions, with the space's constants resident on ``device``."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        start = int(action_space.start)
+        return lambda raw: raw.argmax(-1) + start
+    low, high = box_bounds(action_space, device=device, dtype=dtype)
+    shape = tuple(action_space.shape)
+    return lambda raw: torch.clamp(raw.reshape(*raw.shape[:-1], *shape), low, high)
+
+
+def _check(policy, params, env, episodes, max_steps) -> tuple[int, int, int]:
+    """Validate the inputs of :func:`evaluate`; returns (P, slots per member, horizon)."""
+    if params.ndim != 2:
+        raise ValueError(f"params must be [P, D], got shape {tuple(params.shape)}")
+    popsize = params.shape[0]
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    if env.num_envs % popsize:
+        raise ValueError(f"env has {env.num_envs} envs, not a multiple of the population size {popsize}")
+    check_fits(policy, env.single_action_space, env.single_observation_space, name=env.spec_id)
+    horizon = max_steps if max_steps is not None else env.max_episode_steps
+    if horizon is None:
+        raise ValueError(f"{env.spec_id} has no time limit: pass max_steps")
+    return popsize, env.num_envs // popsize, horizon
+
+
+def _run_round(policy, params, env, seeds, horizon, to_action, normalize, obs_sums):
+    """One batch of episodes, seeds [P, slots]; returns (returns, lengths), each [P, slots].
+
+    Adds the sum and the sum of squares of the observations of running episodes into obs_sums [2, obs_dim].
+    """
+    popsize, slots = seeds.shape
+    device = env.device
+    obs, _ = env.reset(seed=seeds.reshape(-1))
+    alive = torch.ones(popsize, slots, dtype=torch.bool, device=device)
+    ret = torch.zeros(popsize, slots, device=device)
+    length = torch.zeros(popsize, slots, dtype=torch.int64, device=device)
+    action_shape = (env.num_envs, *env.single_action_space.shape)
+    for t in range(horizon):
+        obs = obs.reshape(popsize, slots, -1).to(params.dtype)
+        if obs_sums is not None:
+            seen = torch.where(alive[..., None], obs, 0.0).to(torch.float64)
+            obs_sums[0] += seen.sum((0, 1))
+            obs_sums[1] += (seen * seen).sum((0, 1))
+        if normalize is not None:
+            obs = normalize(obs)
+        actions = to_action(policy(params, obs)).reshape(action_shape)
+        obs, reward, terminated, truncated, _ = env.step(actions)
+        ret += torch.where(alive, reward.reshape(popsize, slots), 0.0)
+        length += alive
+        alive &= ~(terminated | truncated).reshape(popsize, slots)
+        if (t + 1) % SYNC_EVERY == 0 and not bool(alive.any()):
+            break
+    return ret, length
+
+
+@torch.no_grad()
+def evaluate(
+    policy: Policy,
+    params: torch.Tensor,
+    env: VectorEnv,
+    episodes: int = 1,
+    max_steps: int | None = None,
+    *,
+    normalizer: ObsNormalizer | None = None,
+    seed: int | torch.Tensor | None = None,
+    collect_obs_stats: bool = False,
+) -> Evaluation:
+    """Run ``episodes`` episodes of each member of ``params`` [P, D] on ``env`` and average returns.
+
+    ``env.num_envs`` must be a multiple of P: with E = num_envs / P slots per member, the episodes run
+    in ceil(episodes / E) rounds. ``seed`` is an int (see :func:`episode_seeds`) or a tensor
+    [P, episodes] of per-episode seeds: a member's fitness depends on its parameters and its seeds
+    only, never on its slot in the batch. ``normalizer`` (frozen during the call) maps observations
+    before the policy; with ``collect_obs_stats`` the observations of running episodes are summarized
+    for merging into it afterwards. ``max_steps`` cuts episodes short (default: the env's time limit).
+    """
+    popsize, slots, horizon = _check(policy, params, env, episodes, max_steps)
+    if seed is None:
+        seed = int(torch.randint(0, 2**31, (1,)).item())
+    seeds = episode_seeds(seed, popsize, episodes) if isinstance(seed, int) else torch.as_tensor(seed)
+    if tuple(seeds.shape) != (popsize, episodes):
+        raise ValueError(f"seed tensor must be [P, episodes] = [{popsize}, {episodes}], got {tuple(seeds.shape)}")
+    rounds = math.ceil(episodes / slots)
+    # Slots past the last requested episode still run (a full batch) but are never counted.
+    seeds = torch.cat([seeds, seeds[:, -1:].expand(popsize, rounds * slots - episodes)], 1)
+
+    device = env.device
+    params = params.to(device)
+    to_action = _action_fn(env.single_action_space, device, params.dtype)
+    normalize = None
+    if normalizer is not None:
+        mean, std = (t.to(device) for t in normalizer.mean_std(params.dtype))
+        clip = normalizer.clip
+        normalize = lambda obs: ((obs - mean) / std).clamp(-clip, clip)  # noqa: E731 (frozen snapshot)
+    obs_sums = torch.zeros(2, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
+    ep_returns, ep_lengths = [], []
+    for r in range(rounds):
+        ret, length = _run_round(
+            policy, params, env, seeds[:, r * slots : (r + 1) * slots], horizon, to_action, normalize, obs_sums
+        )
+        ep_returns.append(ret)
+        ep_lengths.append(length)
+    ep_returns, ep_lengths = torch.cat(ep_returns, 1), torch.cat(ep_lengths, 1)
+
+    # Padding slots took real steps and saw real observations: they count as env steps and stats.
+    steps_taken = ep_lengths.sum()
+    obs_stats = None
+    if obs_sums is not None:
+        count = steps_taken.to(torch.float64)  # one observation before each step taken
+        mean_obs = obs_sums[0] / count.clamp_min(1)
+        obs_stats = (count, mean_obs, (obs_sums[1] - count * mean_obs * mean_obs).clamp_min(0.0))
+    ep_returns, ep_lengths = ep_returns[:, :episodes], ep_lengths[:, :episodes]
+    return Evaluation(
+        returns=ep_returns.mean(1),
+        episode_returns=ep_returns,
+        episode_lengths=ep_lengths,
+        env_steps=int(steps_taken),
+        obs_stats=obs_stats,
+        nonfinite_episodes=int((~torch.isfinite(ep_returns)).sum()),
+    )

@@ -1,0 +1,304 @@
+"""The trainer: one config in, a run directory and a :class:`TrainResult` out.
+
+One generation: ``optimizer.ask()`` -> ``evaluate`` (batched policy forward + batched env step) ->
+``optimizer.tell(fitness)`` -> merge the observation statistics -> evaluate the solution -> log,
+checkpoint. The trainer composes the parts; none of them knows about it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuroevo.algorithms import make_optimizer
+from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record
+from neuroevo.config import Config, config_from_dict
+from neuroevo.envs import default_device, make_env
+from neuroevo.envs.base import splitmix64
+from neuroevo.policies import ObsNormalizer, Policy, check_fits, make_policy, output_dim
+from neuroevo.rollout import evaluate
+
+_SEED_MASK = (1 << 62) - 1
+
+
+def _derived_seed(seed: int, stream: int) -> int:
+    """A seed for ``stream`` (a generation, or -1 for evaluation) of run ``seed``: a pure function."""
+    mixed = splitmix64(torch.tensor([(seed << 24) ^ (stream & 0xFFFFFF)], dtype=torch.int64))
+    return int(mixed) & _SEED_MASK
+
+
+@dataclass
+class TrainResult:
+    """What a finished run gives back; the run directory holds the same and more."""
+
+    run_dir: Path | None
+    generations: int
+    env_steps: int
+    wall_time: float
+    best_eval_return: float
+    """best mean return of the evaluated solution over the run"""
+    final_eval_return: float
+    solved: bool
+    """whether the target return was reached"""
+    solution: torch.Tensor
+    """params [D] of the best evaluated solution"""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Algorithm, policy, env, device, budget and output directory, tied together.
+
+    Args:
+        config: the run's :class:`~neuroevo.config.Config` (see ``resolve_config`` for task cards).
+        out: run directory (config, metrics.jsonl, checkpoints/, best_policy.pt); None keeps nothing.
+        policy: a custom :class:`~neuroevo.policies.Policy` (e.g. a ``ModulePolicy``) instead of the
+            config's linear/MLP.
+        progress: show a progress bar with the best return and env steps per second.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        out: str | Path | None = None,
+        *,
+        policy: Policy | None = None,
+        progress: bool = False,
+    ):
+        config.validate()
+        self.config = config
+        self.run_dir = Path(out) if out is not None else None
+        self.progress = progress
+        self.device = torch.device(config.run.device) if config.run.device else default_device()
+        env_cfg, algo_cfg = config.env, config.algo_config
+        self.env = make_env(env_cfg.id, algo_cfg.popsize * env_cfg.episodes, self.device, env_cfg.backend)
+        self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, self.device, env_cfg.backend)
+        obs_dim = self.env.obs_dim
+        if policy is None:
+            kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
+            policy = make_policy(
+                config.policy.kind,
+                obs_dim,
+                output_dim(self.env.single_action_space),
+                **(kwargs if config.policy.kind == "mlp" else {}),
+            )
+        check_fits(policy, self.env.single_action_space, self.env.single_observation_space, name=env_cfg.id)
+        self.policy = policy
+        generator = torch.Generator().manual_seed(config.run.seed)
+        center = policy.init_params(generator).to(self.device)
+        self.optimizer = make_optimizer(
+            config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device
+        )
+        self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
+        self.generation = 0
+        self.env_steps = 0
+        self.wall_time = 0.0
+        self.best_eval_return = float("-inf")
+        self.last_eval_return = float("-inf")
+        self.solution = center.clone()
+        self.solved = False
+        self.history: list[dict[str, Any]] = []
+
+    # -- one generation --------------------------------------------------------------------------
+    def step(self) -> dict[str, Any]:
+        """Run one generation; returns its metrics row."""
+        cfg = self.config
+        start = time.perf_counter()
+        params = self.optimizer.ask()
+        result = evaluate(
+            self.policy,
+            params,
+            self.env,
+            cfg.env.episodes,
+            cfg.env.max_steps,
+            normalizer=self.normalizer,
+            seed=_derived_seed(cfg.run.seed, self.generation),
+            collect_obs_stats=self.normalizer is not None,
+        )
+        metrics = self.optimizer.tell(result.returns)
+        if self.normalizer is not None:
+            self.normalizer.merge(result.obs_stats)
+        self.generation += 1
+        self.env_steps += result.env_steps
+        row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps}
+        row.update(metrics)
+        row["train/nonfinite_episodes"] = result.nonfinite_episodes
+        if self.generation % cfg.run.eval_every == 0 or self._budget_spent():
+            row.update(self._evaluate_solution())
+        elapsed = time.perf_counter() - start
+        self.wall_time += elapsed
+        row["time/wall"] = self.wall_time
+        row["time/env_steps_per_s"] = result.env_steps / max(elapsed, 1e-9)
+        return row
+
+    def _evaluate_solution(self) -> dict[str, float]:
+        cfg = self.config
+        center = self.optimizer.center
+        result = evaluate(
+            self.policy,
+            center[None],
+            self.eval_env,
+            cfg.run.eval_episodes,
+            cfg.env.max_steps,
+            normalizer=self.normalizer,
+            seed=_derived_seed(cfg.run.seed, -1),
+        )
+        episode_returns = result.episode_returns[0]
+        mean = float(episode_returns.mean())
+        self.last_eval_return = mean
+        if mean > self.best_eval_return:
+            self.best_eval_return = mean
+            self.solution = center.clone()
+            if self.run_dir is not None:
+                atomic_save(self._policy_record(center, mean), self.run_dir / "best_policy.pt")
+        if cfg.run.target is not None and mean >= cfg.run.target:
+            self.solved = True
+        return {
+            "eval/return_mean": mean,
+            "eval/return_std": float(episode_returns.std(unbiased=False)),
+            "eval/best_return": self.best_eval_return,
+        }
+
+    def _policy_record(self, params: torch.Tensor, eval_return: float) -> dict[str, Any]:
+        return policy_record(
+            self.policy,
+            params,
+            self.env.single_action_space,
+            self.normalizer,
+            self.config.env.id,
+            generation=self.generation,
+            env_steps=self.env_steps,
+            eval_return=eval_return,
+        )
+
+    def _budget_spent(self) -> bool:
+        run = self.config.run
+        return (run.generations is not None and self.generation >= run.generations) or (
+            run.steps is not None and self.env_steps >= run.steps
+        )
+
+    def done(self) -> bool:
+        return self.solved or self._budget_spent()
+
+    # -- the whole run ---------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train until the budget is spent or the target is reached; returns the result."""
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(self.run_dir / "config.json", self.config.to_dict())
+        bar = _progress_bar(self.config.run.generations, self.generation) if self.progress else None
+        try:
+            while not self.done():
+                row = self.step()
+                self.history.append(row)
+                if self.run_dir is not None:
+                    with open(self.run_dir / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    if self.generation % self.config.run.checkpoint_every == 0:
+                        self.save_checkpoint()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        best=f"{self.best_eval_return:.1f}",
+                        steps=self.env_steps,
+                        sps=f"{row['time/env_steps_per_s']:.3g}",
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.run_dir is not None:
+            self.save_checkpoint()
+        return TrainResult(
+            run_dir=self.run_dir,
+            generations=self.generation,
+            env_steps=self.env_steps,
+            wall_time=self.wall_time,
+            best_eval_return=self.best_eval_return,
+            final_eval_return=self.last_eval_return,
+            solved=self.solved,
+            solution=self.solution,
+            history=self.history,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "generation": self.generation,
+            "env_steps": self.env_steps,
+            "wall_time": self.wall_time,
+            "best_eval_return": self.best_eval_return,
+            "last_eval_return": self.last_eval_return,
+            "solved": self.solved,
+            "optimizer": self.optimizer.state_dict(),
+            "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
+            "solution": self._policy_record(self.solution, self.best_eval_return),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state["normalizer"] is None) != (self.normalizer is None):
+            raise ValueError("checkpoint and config disagree on policy.normalize_obs")
+        if self.normalizer is not None:
+            self.normalizer.load_state_dict(state["normalizer"])
+        self.generation = int(state["generation"])
+        self.env_steps = int(state["env_steps"])
+        self.wall_time = float(state["wall_time"])
+        self.best_eval_return = float(state["best_eval_return"])
+        self.last_eval_return = float(state["last_eval_return"])
+        self.solved = bool(state["solved"])
+        self.solution = state["solution"]["params"].to(self.device)
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        atomic_save(self.state_dict(), path)
+        return path
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        overrides: dict[str, Any] | None = None,
+        *,
+        policy: Policy | None = None,
+        progress: bool = False,
+    ) -> Trainer:
+        """Continue the run in ``run_dir`` from its last checkpoint. ``overrides`` may extend the
+        budget (``{"run": {"generations": 200}}``); the trajectory is the one an uninterrupted run with
+        the same config would have taken."""
+        run_dir = Path(run_dir)
+        state = load_file(run_dir / "checkpoints" / "last.pt", CHECKPOINT_FORMAT)
+        config = config_from_dict(state["config"])
+        if overrides:
+            config = config_from_dict(overrides, config)
+        trainer = cls(config, run_dir, policy=policy, progress=progress)
+        trainer.load_state_dict(state)
+        trainer.solved = trainer.solved and config.run.target is not None
+        _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)
+        return trainer
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _truncate_metrics(path: Path, generation: int) -> None:
+    """Drop rows written after the checkpoint (a killed run's last generations are redone)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["generation"] <= generation]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _progress_bar(total: int | None, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="gen", dynamic_ncols=True)
