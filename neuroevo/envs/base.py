@@ -55,6 +55,8 @@ class VectorEnv:
         space = self.single_action_space
         if isinstance(space, gym.spaces.Discrete):
             expected = (self.num_envs,)
+            if actions.is_floating_point():
+                raise ValueError(f"{self.spec_id}: discrete actions must be integers, got {actions.dtype}")
         else:
             expected = (self.num_envs, *space.shape)
         if tuple(actions.shape) != expected:
