@@ -96,6 +96,7 @@ class Trainer:
         self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
         self.generation = 0
         self.env_steps = 0
+        self.eval_env_steps = 0
         self.wall_time = 0.0
         self.best_eval_return = float("-inf")
         self.last_eval_return = float("-inf")
@@ -149,6 +150,7 @@ class Trainer:
         )
         episode_returns = result.episode_returns[0]
         mean = float(episode_returns.mean())
+        self.eval_env_steps += result.env_steps
         self.last_eval_return = mean
         if mean > self.best_eval_return:
             self.best_eval_return = mean
@@ -161,6 +163,7 @@ class Trainer:
             "eval/return_mean": mean,
             "eval/return_std": float(episode_returns.std(unbiased=False)),
             "eval/best_return": self.best_eval_return,
+            "eval/env_steps": self.eval_env_steps,
         }
 
     def _policy_record(self, params: torch.Tensor, eval_return: float) -> dict[str, Any]:
@@ -231,6 +234,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "generation": self.generation,
             "env_steps": self.env_steps,
+            "eval_env_steps": self.eval_env_steps,
             "wall_time": self.wall_time,
             "best_eval_return": self.best_eval_return,
             "last_eval_return": self.last_eval_return,
@@ -248,6 +252,7 @@ class Trainer:
             self.normalizer.load_state_dict(state["normalizer"])
         self.generation = int(state["generation"])
         self.env_steps = int(state["env_steps"])
+        self.eval_env_steps = int(state["eval_env_steps"])
         self.wall_time = float(state["wall_time"])
         self.best_eval_return = float(state["best_eval_return"])
         self.last_eval_return = float(state["last_eval_return"])

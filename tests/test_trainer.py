@@ -9,6 +9,7 @@ import torch
 
 import neuroevo.checkpoint
 from neuroevo import Trainer, load_policy, resolve_config
+from neuroevo.checkpoint import read_policy
 from neuroevo.evaluation import evaluate_checkpoint
 
 
@@ -171,3 +172,20 @@ def test_nan_rewards_rank_last_and_are_counted(tmp_path, monkeypatch):
     result = Trainer(short_config(generations=2)).run()
     assert result.history[0]["train/nonfinite_episodes"] == 1
     assert result.history[0]["train/nonfinite_fitness"] == 1
+
+
+def test_user_module_policy_trains_and_deploys(tmp_path):
+    from neuroevo.policies import ModulePolicy
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    policy = ModulePolicy(net, obs_dim=4)
+    result = Trainer(short_config(generations=2), tmp_path, policy=policy).run()
+    assert result.solution.shape == (policy.num_params,)
+    with pytest.raises(ValueError, match="pass it: load_policy"):
+        load_policy(tmp_path)
+    fresh = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    module = load_policy(tmp_path, module=fresh)
+    _, params, _, normalizer, _ = read_policy(tmp_path, module=fresh)
+    obs = torch.randn(5, 4)
+    expected = policy(params[None], normalizer.normalize(obs)[None]).argmax(-1)[0]
+    assert torch.equal(module(obs), expected)

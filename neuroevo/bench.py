@@ -1,0 +1,561 @@
+"""``neuroevo bench``: throughput figures side by side, measured in one run (a benchmark, not a test).
+
+Part 1, population evaluation on CartPole-v1 (env steps/s). ``rollout.evaluate`` runs one real
+episode per member (P = num_envs, E = 1) with early termination: a finished episode is masked and
+its steps stop counting, and the loop stops once every episode is over. The members are a decent
+controller plus noise, so episode lengths are mixed as in a population mid-training: the linear
+policy's center pushes right iff ``theta + theta_dot > 0`` (it balances ~480 of 500 steps on
+average); the MLP's center carries the same rule through one tanh unit per hidden layer, all other
+weights zero; every member adds N(0, 0.05^2) noise to every parameter (drawn from ``--seed``, as
+are the episode seeds). Backends: torch-native on each ``--device``, and gymnasium's
+``SyncVectorEnv`` (``backend="gymnasium"``, numpy on the CPU) as the reference; the report prints
+each configuration's mean episode length, since the work per episode depends on it. env steps/s =
+env steps taken while episodes were running / wall time of one ``evaluate`` call (after a short
+warm-up call).
+
+Part 2, member forward of MLP(64, 64) on CartPole's dims (obs 4 -> act 2, D = 4,610). One call is
+``policy(params [P, D], obs [P, E, 4])``; each call reads the P * D * 4 parameter bytes once, which
+dominates its memory traffic at E = 1 (activations are ~130 floats per member against 4,610
+parameters): its time is at least those bytes over the memory bandwidth, and it is judged against the
+bandwidth that the same device achieves in the same run:
+
+- ``sum``: ``buf.sum()`` over a float32 buffer (2 GiB on CUDA, 512 MiB on the CPU: far larger than
+  any cache), counted as bytes read, the same access pattern as the forward's parameter reads;
+- ``copy``: ``dst.copy_(src)`` between two such buffers, counted as bytes read + written.
+
+The bound is the larger of the two, so the percentage is never flattered. A population that fits in
+the last-level cache (P = 1,024 is 19 MB) can exceed 100%.
+
+Timing: ``time.perf_counter()`` around the measured calls, with ``torch.cuda.synchronize()`` before
+and after on CUDA; every figure is the median over ``--repeats`` repeats. A repeat of Part 2 or of a
+bandwidth measurement loops the call for at least ``MIN_REPEAT_S`` seconds, calibrated by a warm-up.
+Figures on a shared machine vary with its load: the report prints the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuroevo.envs import make_env
+from neuroevo.policies import Policy, make_policy
+
+ENV_ID = "CartPole-v1"
+OBS_DIM, ACT_DIM = 4, 2
+HIDDEN = (64, 64)
+POLICIES = ("linear", "mlp")
+NOISE_STD = 0.05  # Part 1: per-parameter N(0, NOISE_STD^2) around the controller
+# Part 1 controller: push right iff GAINS . obs > 0, obs = [x, x_dot, theta, theta_dot].
+GAINS = (0.0, 0.0, 1.0, 1.0)
+# MLP center: hidden unit 0 of layer 1 is tanh(IN_GAIN * GAINS . obs), later ones tanh(HIDDEN_GAIN * unit 0).
+IN_GAIN, HIDDEN_GAIN = 10.0, 3.0
+WARMUP_STEPS = 16  # Part 1 warm-up: one short evaluate (kernels, allocator, thread pools)
+MIN_REPEAT_S = 0.2  # Part 2 / bandwidth: each repeat loops the call for at least this long
+
+# The issue's targets on an H100, printed beside the CUDA figures only.
+TARGET_STEPS_PER_S = 1e9  # CartPole-v1, linear policy, 1M envs
+TARGET_STEPS_ENVS = 1 << 20
+TARGET_BOUND_PERCENT = 70.0  # MLP forward, % of the bandwidth bound
+
+# Per-device defaults; --quick replaces them with small sizes, explicit flags replace both.
+DEFAULT_ENVS = {"cpu": (1024, 16384), "cuda": (16384, 131072, 1 << 20)}
+DEFAULT_GYM_ENVS = (256,)
+DEFAULT_POPSIZES = (1024, 16384, 131072)
+DEFAULT_BUFFER_MIB = {"cpu": 512, "cuda": 2048}
+QUICK = {
+    "envs": (64, 256),
+    "gym_envs": (16,),
+    "popsizes": (256, 1024),
+    "buffer_mib": 32,
+    "repeats": 1,
+    "min_repeat_s": 0.02,
+}
+DEFAULT_REPEATS = 3
+
+
+# -- arguments ---------------------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """'1024,16_384' -> (1024, 16384); an empty string is an empty list (skip that part)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return values
+
+
+def _str_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench's flags on ``parser`` (a subparser of the CLI, or a parser of its own)."""
+    parser.add_argument(
+        "--device",
+        type=_str_list,
+        default=None,
+        help="comma-separated torch devices (default: cpu,cuda; cuda is skipped with a note if unavailable)",
+    )
+    parser.add_argument(
+        "--envs",
+        type=_int_list,
+        default=None,
+        help="torch-backend env counts, every device (default: cpu 1024,16384; cuda 16384,131072,1048576)",
+    )
+    parser.add_argument(
+        "--gym-envs",
+        type=_int_list,
+        default=None,
+        help="gymnasium reference env counts (default: 256; '' skips)",
+    )
+    parser.add_argument(
+        "--policies", type=_str_list, default=POLICIES, help="Part 1 policies (default: linear,mlp)"
+    )
+    parser.add_argument(
+        "--popsizes",
+        type=_int_list,
+        default=None,
+        help="Part 2 MLP forward population sizes (default: 1024,16384,131072)",
+    )
+    parser.add_argument(
+        "--obs-per-member", type=int, default=1, help="Part 2: observations E per member (default: 1)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats per figure, median reported (default: 3)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the params and the episodes")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads for the run (default: torch's own)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and one repeat: a check that it runs"
+    )
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the figures as JSON to PATH")
+
+
+def _pick(explicit: Any, quick_value: Any, default: Any, quick: bool) -> Any:
+    """An explicit flag wins, then the --quick value, then the default."""
+    if explicit is not None:
+        return explicit
+    return quick_value if quick else default
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags resolved against the defaults: explicit flags > --quick > per-device defaults."""
+    quick = bool(getattr(args, "quick", False))
+    devices = list(args.device) if args.device else ["cpu", "cuda"]  # cuda is skipped, with a note, if absent
+    repeats = _pick(args.repeats, QUICK["repeats"], DEFAULT_REPEATS, quick)
+    if repeats < 1 or args.obs_per_member < 1 or (args.threads is not None and args.threads < 1):
+        raise ValueError("--repeats, --obs-per-member and --threads must be >= 1")
+    unknown = set(args.policies) - set(POLICIES)
+    if unknown:
+        raise ValueError(f"unknown policies {sorted(unknown)}; choose from {', '.join(POLICIES)}")
+    return {
+        "devices": devices,
+        "envs": args.envs,  # None: per device, see _envs_for
+        "gym_envs": _pick(args.gym_envs, QUICK["gym_envs"], DEFAULT_GYM_ENVS, quick),
+        "policies": list(args.policies),
+        "popsizes": _pick(args.popsizes, QUICK["popsizes"], DEFAULT_POPSIZES, quick),
+        "obs_per_member": args.obs_per_member,
+        "repeats": repeats,
+        "min_repeat_s": QUICK["min_repeat_s"] if quick else MIN_REPEAT_S,
+        "threads": args.threads,
+        "seed": args.seed,
+        "quick": quick,
+    }
+
+
+def _envs_for(settings: dict[str, Any], device: torch.device) -> tuple[int, ...]:
+    if settings["envs"] is not None:
+        return settings["envs"]
+    if settings["quick"]:
+        return QUICK["envs"]
+    return DEFAULT_ENVS.get(device.type, DEFAULT_ENVS["cpu"])
+
+
+# -- timing ------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    """Seconds of one ``fn()`` call (synchronized on CUDA), and what it returned."""
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def _seconds_per_call(fn: Callable[[], Any], device: torch.device, repeats: int, min_s: float) -> float:
+    """Median over ``repeats`` of the mean seconds per call, each repeat looping ``fn`` >= ``min_s``."""
+    fn()  # first call: lazy initialization
+    calls, elapsed = 0, 0.0
+    _sync(device)
+    start = time.perf_counter()
+    while elapsed < min_s or calls < 2:  # the warm-up also calibrates the calls per repeat
+        fn()
+        calls += 1
+        _sync(device)
+        elapsed = time.perf_counter() - start
+    per_repeat = max(1, math.ceil(min_s / (elapsed / calls)))
+
+    def loop() -> None:
+        for _ in range(per_repeat):
+            fn()
+
+    return statistics.median(_timed(loop, device)[0] / per_repeat for _ in range(repeats))
+
+
+# -- Part 1: population evaluation -------------------------------------------------------------------
+
+
+def controller_params(policy: Policy, device=None) -> torch.Tensor:
+    """The decent CartPole controller as one member of ``policy`` (linear or MLP): [D].
+
+    Written in the flat layout that both policies document: layer by layer, W [in, out] row-major,
+    then b [out]. With s = GAINS . obs, the linear policy's logits are (-s, s); the MLP carries s
+    through unit 0 of each hidden layer (tanh(IN_GAIN * s), then tanh(HIDDEN_GAIN * unit 0)) to
+    logits (-unit 0, unit 0). Either way argmax pushes right iff s > 0. All other weights are zero.
+    """
+    sizes = [policy.obs_dim, *getattr(policy, "hidden", ()), policy.act_dim]
+    flat, offset = torch.zeros(policy.num_params), 0
+    last = len(sizes) - 2
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+        W = flat[offset : offset + fan_in * fan_out].view(fan_in, fan_out)
+        carrier = torch.tensor(GAINS) if i == 0 else torch.ones(1)  # the input rows that carry s
+        if i == last:
+            W[: len(carrier), 0], W[: len(carrier), 1] = -carrier, carrier
+        else:
+            W[: len(carrier), 0] = carrier * (IN_GAIN if i == 0 else HIDDEN_GAIN)
+        offset += fan_in * fan_out + fan_out
+    if offset != policy.num_params:
+        raise ValueError(f"{policy!r}: flat layout of {offset} params, expected {policy.num_params}")
+    return flat.to(device)
+
+
+def _population(policy: Policy, popsize: int, device: torch.device, seed: int) -> torch.Tensor:
+    """params [P, D] on ``device``: the controller plus N(0, NOISE_STD^2) per parameter."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    params = torch.empty(popsize, policy.num_params, device=device)
+    params.normal_(0.0, NOISE_STD, generator=generator)
+    return params.add_(controller_params(policy, device))
+
+
+def bench_evaluation(
+    policy: Policy, num_envs: int, device: torch.device, backend: str, repeats: int, seed: int
+) -> dict[str, Any]:
+    """Env steps/s of ``rollout.evaluate`` with P = num_envs members, one episode each."""
+    from neuroevo.rollout import evaluate
+
+    params = _population(policy, num_envs, device, seed)
+    env = make_env(ENV_ID, num_envs, device=device, backend=backend)
+    try:
+        evaluate(policy, params, env, max_steps=WARMUP_STEPS, seed=seed)
+        runs = [_timed(lambda: evaluate(policy, params, env, seed=seed), device) for _ in range(repeats)]
+    finally:
+        env.close()
+    seconds = statistics.median(t for t, _ in runs)
+    result = runs[0][1]
+    return {
+        "backend": backend,
+        "device": str(device),
+        "policy": policy.kind,
+        "num_params": policy.num_params,
+        "num_envs": num_envs,
+        "popsize": num_envs,
+        "env_steps": result.env_steps,
+        "mean_episode_length": float(result.episode_lengths.float().mean()),
+        "seconds": seconds,
+        "env_steps_per_s": result.env_steps / seconds,
+    }
+
+
+# -- Part 2: member forward against memory bandwidth -------------------------------------------------
+
+
+def bench_bandwidth(device: torch.device, mib: int, repeats: int, min_s: float) -> dict[str, Any]:
+    """Achievable memory bandwidth of ``device`` in GB/s (1e9 bytes/s): a read-only sum and a copy."""
+    numel = mib * 2**20 // 4
+    src = torch.ones(numel, device=device)
+    dst = torch.empty_like(src)
+    nbytes = numel * 4
+    sum_s = _seconds_per_call(src.sum, device, repeats, min_s)
+    copy_s = _seconds_per_call(lambda: dst.copy_(src), device, repeats, min_s)
+    sum_gbs, copy_gbs = nbytes / sum_s / 1e9, 2 * nbytes / copy_s / 1e9
+    return {
+        "device": str(device),
+        "buffer_bytes": nbytes,
+        "sum_gb_per_s": sum_gbs,
+        "copy_gb_per_s": copy_gbs,
+        "bound_gb_per_s": max(sum_gbs, copy_gbs),
+    }
+
+
+def bench_forward(
+    policy: Policy,
+    popsize: int,
+    obs_per_member: int,
+    device: torch.device,
+    repeats: int,
+    seed: int,
+    bound: float,
+    min_s: float,
+) -> dict[str, Any]:
+    """Members/s and parameter GB/s of one batched ``policy(params, obs)`` call, and % of ``bound``."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    # The values do not change the time; uniform draws are the cheapest to fill GBs with.
+    params = torch.empty(popsize, policy.num_params, device=device).uniform_(-0.1, 0.1, generator=generator)
+    obs = torch.empty(popsize, obs_per_member, policy.obs_dim, device=device).uniform_(
+        -0.1, 0.1, generator=generator
+    )
+    with torch.inference_mode():
+        seconds = _seconds_per_call(lambda: policy(params, obs), device, repeats, min_s)
+    param_gbs = popsize * policy.num_params * params.element_size() / seconds / 1e9
+    return {
+        "device": str(device),
+        "policy": f"mlp{list(HIDDEN)}",
+        "popsize": popsize,
+        "obs_per_member": obs_per_member,
+        "num_params": policy.num_params,
+        "seconds_per_call": seconds,
+        "members_per_s": popsize / seconds,
+        "param_gb_per_s": param_gbs,
+        "bound_gb_per_s": bound,
+        "percent_of_bound": 100.0 * param_gbs / bound,
+    }
+
+
+# -- the run -----------------------------------------------------------------------------------------
+
+
+def _guarded(fn: Callable[[], dict[str, Any]], what: str, notes: list[str]) -> dict[str, Any] | None:
+    """``fn()``, or None with a note when the device runs out of memory (the bench goes on)."""
+    try:
+        return fn()
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        notes.append(f"{what}: skipped, out of memory")
+        return None
+
+
+def _usable(device: torch.device, notes: list[str]) -> bool:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        notes.append(f"{device}: skipped, torch.cuda.is_available() is False")
+        return False
+    return True
+
+
+def _part1(settings: dict[str, Any], devices: list[torch.device], notes: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    cpu = torch.device("cpu")
+    for kind in settings["policies"]:
+        policy = _make(kind)
+        runs = [(n, cpu, "gymnasium") for n in settings["gym_envs"]]
+        runs += [(n, d, "torch") for d in devices for n in _envs_for(settings, d)]
+        for num_envs, device, backend in runs:
+            bench = partial(
+                bench_evaluation, policy, num_envs, device, backend, settings["repeats"], settings["seed"]
+            )
+            row = _guarded(bench, f"{backend} {device} {kind} {num_envs:,} envs", notes)
+            if row is not None:
+                rows.append(row)
+    # The reference for each policy: gymnasium's best figure at any of its env counts.
+    for row in rows:
+        ref = [
+            r["env_steps_per_s"] for r in rows if r["backend"] == "gymnasium" and r["policy"] == row["policy"]
+        ]
+        row["gymnasium_env_steps_per_s"] = max(ref) if ref else None
+        row["vs_gymnasium"] = row["env_steps_per_s"] / max(ref) if ref else None
+    return rows
+
+
+def _part2(
+    settings: dict[str, Any], devices: list[torch.device], notes: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    rows, bandwidth = [], {}
+    policy = _make("mlp")
+    for device in devices:
+        mib = QUICK["buffer_mib"] if settings["quick"] else DEFAULT_BUFFER_MIB.get(device.type, 512)
+        bw = _guarded(
+            partial(bench_bandwidth, device, mib, settings["repeats"], settings["min_repeat_s"]),
+            f"{device} bandwidth",
+            notes,
+        )
+        if bw is None:
+            continue
+        bandwidth[str(device)] = bw
+        for popsize in settings["popsizes"]:
+            bench = partial(
+                bench_forward,
+                policy,
+                popsize,
+                settings["obs_per_member"],
+                device,
+                settings["repeats"],
+                settings["seed"],
+                bw["bound_gb_per_s"],
+                settings["min_repeat_s"],
+            )
+            row = _guarded(bench, f"{device} MLP forward P={popsize:,}", notes)
+            if row is not None:
+                rows.append(row)
+    return rows, bandwidth
+
+
+def _make(kind: str) -> Policy:
+    if kind == "mlp":
+        return make_policy("mlp", OBS_DIM, ACT_DIM, hidden=list(HIDDEN), activation="tanh")
+    return make_policy(kind, OBS_DIM, ACT_DIM)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both parts for the resolved flags; the figures as plain data (see the module docstring)."""
+    settings = _settings(args)
+    threads = torch.get_num_threads()
+    if settings["threads"] is not None:
+        torch.set_num_threads(settings["threads"])
+    try:
+        return _run(settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(settings: dict[str, Any]) -> dict[str, Any]:
+    notes: list[str] = []
+    devices = [d for d in (torch.device(name) for name in settings["devices"]) if _usable(d, notes)]
+    meta = {
+        "env_id": ENV_ID,
+        "torch_version": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "devices": [str(d) for d in devices],
+        "device_names": {str(d): _device_name(d) for d in devices},
+        "repeats": settings["repeats"],
+        "seed": settings["seed"],
+        "quick": settings["quick"],
+        "noise_std": NOISE_STD,
+    }
+    start = time.perf_counter()
+    evaluation = _part1(settings, devices, notes)
+    forward, bandwidth = _part2(settings, devices, notes)
+    meta["wall_s"] = time.perf_counter() - start
+    return {
+        "meta": meta,
+        "evaluation": evaluation,
+        "bandwidth": bandwidth,
+        "forward": forward,
+        "notes": notes,
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} torch thread{'' if threads == 1 else 's'}"
+
+
+# -- the report --------------------------------------------------------------------------------------
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _part1_lines(figures: dict[str, Any]) -> list[str]:
+    meta = figures["meta"]
+    lines = [
+        f"Part 1: {ENV_ID} population evaluation, env steps/s (one episode per member, members = envs;",
+        f"  a decent controller + N(0, {NOISE_STD}^2) noise, early termination; median of {meta['repeats']})",
+        f"  {'backend':<10} {'device':<7} {'policy':<7} {'envs':>10} {'mean len':>9} "
+        f"{'env steps/s':>12} {'gymnasium':>11} {'vs gym':>8}",
+    ]
+    for r in figures["evaluation"]:
+        ratio = "-" if r["vs_gymnasium"] is None else f"{r['vs_gymnasium']:.1f}x"
+        lines.append(
+            f"  {r['backend']:<10} {r['device']:<7} {r['policy']:<7} {r['num_envs']:>10,} "
+            f"{r['mean_episode_length']:>9.1f} {_fmt_rate(r['env_steps_per_s']):>12} "
+            f"{_fmt_rate(r['gymnasium_env_steps_per_s']):>11} {ratio:>8}"
+        )
+    cuda_linear = [
+        r for r in figures["evaluation"] if r["device"].startswith("cuda") and r["policy"] == "linear"
+    ]
+    if cuda_linear:
+        at_target = [r for r in cuda_linear if r["num_envs"] == TARGET_STEPS_ENVS]
+        r = at_target[0] if at_target else max(cuda_linear, key=lambda r: r["num_envs"])
+        lines.append(
+            f"  target (H100, linear, {TARGET_STEPS_ENVS:,} envs): >= {TARGET_STEPS_PER_S:.0e} env steps/s; "
+            f"measured {r['env_steps_per_s']:.3g} at {r['num_envs']:,} envs on {r['device']} "
+            f"({100 * r['env_steps_per_s'] / TARGET_STEPS_PER_S:.0f}% of target)"
+        )
+    return lines
+
+
+def _part2_lines(figures: dict[str, Any]) -> list[str]:
+    meta = figures["meta"]
+    rows = figures["forward"]
+    e = rows[0]["obs_per_member"] if rows else 1
+    d = rows[0]["num_params"] if rows else 0
+    lines = [
+        f"Part 2: MLP{HIDDEN} forward, obs {OBS_DIM} -> act {ACT_DIM}, D = {d:,} params/member, "
+        f"E = {e} obs/member; median of {meta['repeats']}",
+    ]
+    for dev, bw in figures["bandwidth"].items():
+        lines.append(
+            f"  bandwidth {dev}: {bw['buffer_bytes'] / 2**20:,.0f} MiB buffers, "
+            f"sum {bw['sum_gb_per_s']:.1f} GB/s (read), copy {bw['copy_gb_per_s']:.1f} GB/s (read + write) "
+            f"-> bound {bw['bound_gb_per_s']:.1f} GB/s"
+        )
+    lines.append(
+        f"  {'device':<7} {'members':>10} {'ms/call':>9} {'members/s':>10} {'param GB/s':>11} "
+        f"{'bound GB/s':>11} {'% bound':>8}"
+    )
+    for r in rows:
+        goal = f"   (H100 goal >= {TARGET_BOUND_PERCENT:.0f}%)" if r["device"].startswith("cuda") else ""
+        lines.append(
+            f"  {r['device']:<7} {r['popsize']:>10,} {1e3 * r['seconds_per_call']:>9.3f} "
+            f"{_fmt_rate(r['members_per_s']):>10} {r['param_gb_per_s']:>11.1f} {r['bound_gb_per_s']:>11.1f} "
+            f"{r['percent_of_bound']:>7.0f}%{goal}"
+        )
+    return lines
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    """The figures of :func:`run` as a compact table, one line per configuration."""
+    meta = figures["meta"]
+    load = "n/a" if meta["load_average"] is None else f"{meta['load_average']:.2f}"
+    names = "; ".join(f"{d}: {n}" for d, n in meta["device_names"].items())
+    lines = [f"neuroevo bench, torch {meta['torch_version']} ({names}); load average {load}", ""]
+    lines += _part1_lines(figures) + [""] + _part2_lines(figures)
+    lines += [f"note: {n}" for n in figures["notes"]]
+    lines.append(f"bench wall time {meta['wall_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the bench, print the report, write ``--json PATH`` if given; returns the figures."""
+    figures = run(args)
+    print(format_report(figures), flush=True)
+    if getattr(args, "json", None):
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
