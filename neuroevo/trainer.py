@@ -306,4 +306,5 @@ def _truncate_metrics(path: Path, generation: int) -> None:
 def _progress_bar(total: int | None, initial: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="gen", dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(total=total, initial=initial, unit="gen", dynamic_ncols=True, disable=None)

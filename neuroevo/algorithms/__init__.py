@@ -1,7 +1,7 @@
 """Population optimizers: all maximize, all ask/tell over flat parameter tensors on any device."""
 
 from neuroevo.algorithms.ars import ARS, ARSConfig
-from neuroevo.algorithms.base import Optimizer, centered_ranks, sanitize_fitness
+from neuroevo.algorithms.base import Optimizer, OptimizerConfig, centered_ranks, sanitize_fitness
 from neuroevo.algorithms.es import ES, ESConfig
 from neuroevo.algorithms.ga import GA, GAConfig
 from neuroevo.algorithms.noise import NoiseTable
@@ -29,6 +29,7 @@ __all__ = [
     "GAConfig",
     "NoiseTable",
     "Optimizer",
+    "OptimizerConfig",
     "centered_ranks",
     "make_optimizer",
     "sanitize_fitness",

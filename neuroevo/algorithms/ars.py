@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer
-from neuroevo.algorithms.noise import DEFAULT_SIZE
+from neuroevo.algorithms.base import Optimizer, OptimizerConfig
 
 
 @dataclass
-class ARSConfig:
+class ARSConfig(OptimizerConfig):
     popsize: int = 16
     """members per generation: 2N for N directions, each evaluated at +sigma and -sigma"""
     sigma: float = 0.03
@@ -30,8 +29,6 @@ class ARSConfig:
     """step size (the paper's alpha)"""
     top_directions: int | None = None
     """b: directions used per update, ranked by max(r+, r-); None uses all N (V1/V2)"""
-    noise_size: int = DEFAULT_SIZE
-    noise_seed: int = 0
 
 
 class ARS(Optimizer):

@@ -8,11 +8,26 @@ All optimizers maximize. They work on flat parameter tensors on any torch device
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from neuroevo.algorithms.noise import NoiseTable
+from neuroevo.algorithms.noise import DEFAULT_SIZE, NoiseTable
+
+
+@dataclass
+class OptimizerConfig:
+    """Settings every optimizer has; each algorithm's config extends it (and may change defaults)."""
+
+    popsize: int = 256
+    """members per generation"""
+    sigma: float = 0.02
+    """standard deviation of the Gaussian parameter perturbations"""
+    noise_size: int = DEFAULT_SIZE
+    """floats in the shared noise table"""
+    noise_seed: int = 0
+    """seed of the shared noise table (the same for every run, so that processes share it)"""
 
 
 def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:

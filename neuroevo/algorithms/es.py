@@ -15,16 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, centered_ranks
-from neuroevo.algorithms.noise import DEFAULT_SIZE
+from neuroevo.algorithms.base import Optimizer, OptimizerConfig, centered_ranks
 
 
 @dataclass
-class ESConfig:
+class ESConfig(OptimizerConfig):
     popsize: int = 256
     """members per generation (even: P/2 antithetic pairs)"""
-    sigma: float = 0.02
-    """standard deviation of the parameter perturbations"""
     lr: float = 0.01
     """step size of the Adam or SGD update"""
     optimizer: str = "adam"
@@ -35,10 +32,6 @@ class ESConfig:
     beta2: float = 0.999
     weight_decay: float = 0.005
     """L2 coefficient: the step follows g - weight_decay * center (the paper's 0.005)"""
-    noise_size: int = DEFAULT_SIZE
-    """floats in the shared noise table"""
-    noise_seed: int = 0
-    """seed of the shared noise table (the same for every run, so processes share it)"""
 
 
 class ES(Optimizer):

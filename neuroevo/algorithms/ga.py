@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer
-from neuroevo.algorithms.noise import DEFAULT_SIZE
+from neuroevo.algorithms.base import Optimizer, OptimizerConfig
 
 
 @dataclass
-class GAConfig:
+class GAConfig(OptimizerConfig):
     popsize: int = 256
     """members per generation, elites included"""
     sigma: float = 0.002
@@ -33,8 +32,6 @@ class GAConfig:
     """T: the top members that become parents"""
     num_elites: int = 10
     """top members carried unmutated and re-evaluated each generation (the paper's 10 candidates)"""
-    noise_size: int = DEFAULT_SIZE
-    noise_seed: int = 0
 
 
 class GA(Optimizer):
