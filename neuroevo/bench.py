@@ -54,6 +54,7 @@ ENV_ID = "CartPole-v1"
 OBS_DIM, ACT_DIM = 4, 2
 HIDDEN = (64, 64)
 POLICIES = ("linear", "mlp")
+MODES = ("eager", "compiled")
 NOISE_STD = 0.05  # Part 1: per-parameter N(0, NOISE_STD^2) around the controller
 # Part 1 controller: push right iff GAINS . obs > 0, obs = [x, x_dot, theta, theta_dot].
 GAINS = (0.0, 0.0, 1.0, 1.0)
@@ -125,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policies", type=_str_list, default=POLICIES, help="Part 1 policies (default: linear,mlp)"
     )
     parser.add_argument(
+        "--modes",
+        type=_str_list,
+        default=MODES,
+        help="torch-backend rollout modes: eager, compiled (torch.compile of the step) (default: both)",
+    )
+    parser.add_argument(
         "--popsizes",
         type=_int_list,
         default=None,
@@ -160,6 +167,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     repeats = _pick(args.repeats, QUICK["repeats"], DEFAULT_REPEATS, quick)
     if repeats < 1 or args.obs_per_member < 1 or (args.threads is not None and args.threads < 1):
         raise ValueError("--repeats, --obs-per-member and --threads must be >= 1")
+    if set(args.modes) - set(MODES) or not args.modes:
+        raise ValueError(f"--modes takes a comma-separated subset of {', '.join(MODES)}, got {args.modes}")
     unknown = set(args.policies) - set(POLICIES)
     if unknown:
         raise ValueError(f"unknown policies {sorted(unknown)}; choose from {', '.join(POLICIES)}")
@@ -168,6 +177,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "envs": args.envs,  # None: per device, see _envs_for
         "gym_envs": _pick(args.gym_envs, QUICK["gym_envs"], DEFAULT_GYM_ENVS, quick),
         "policies": list(args.policies),
+        "modes": list(args.modes),
         "popsizes": _pick(args.popsizes, QUICK["popsizes"], DEFAULT_POPSIZES, quick),
         "obs_per_member": args.obs_per_member,
         "repeats": repeats,
@@ -259,22 +269,26 @@ def _population(policy: Policy, popsize: int, device: torch.device, seed: int) -
 
 
 def bench_evaluation(
-    policy: Policy, num_envs: int, device: torch.device, backend: str, repeats: int, seed: int
+    policy: Policy, num_envs: int, device: torch.device, backend: str, repeats: int, seed: int,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """Env steps/s of ``rollout.evaluate`` with P = num_envs members, one episode each."""
+    """Env steps/s of ``rollout.evaluate`` with P = num_envs members, one episode each (``compile``:
+    the step through ``torch.compile``; its compilation happens in the warm-up, outside the timing)."""
     from neuroevo.rollout import evaluate
 
     params = _population(policy, num_envs, device, seed)
     env = make_env(ENV_ID, num_envs, device=device, backend=backend)
+    run = partial(evaluate, policy, params, env, seed=seed, compile=compile)
     try:
-        evaluate(policy, params, env, max_steps=WARMUP_STEPS, seed=seed)
-        runs = [_timed(lambda: evaluate(policy, params, env, seed=seed), device) for _ in range(repeats)]
+        run(max_steps=WARMUP_STEPS)
+        runs = [_timed(run, device) for _ in range(repeats)]
     finally:
         env.close()
     seconds = statistics.median(t for t, _ in runs)
     result = runs[0][1]
     return {
         "backend": backend,
+        "mode": "compiled" if compile else "eager",
         "device": str(device),
         "policy": policy.kind,
         "num_params": policy.num_params,
@@ -368,13 +382,19 @@ def _part1(settings: dict[str, Any], devices: list[torch.device], notes: list[st
     cpu = torch.device("cpu")
     for kind in settings["policies"]:
         policy = _make(kind)
-        runs = [(n, cpu, "gymnasium") for n in settings["gym_envs"]]
-        runs += [(n, d, "torch") for d in devices for n in _envs_for(settings, d)]
-        for num_envs, device, backend in runs:
+        runs = [(n, cpu, "gymnasium", False) for n in settings["gym_envs"]]
+        runs += [
+            (n, d, "torch", mode == "compiled")
+            for d in devices
+            for n in _envs_for(settings, d)
+            for mode in settings["modes"]
+        ]
+        for num_envs, device, backend, compiled in runs:
             bench = partial(
-                bench_evaluation, policy, num_envs, device, backend, settings["repeats"], settings["seed"]
+                bench_evaluation, policy, num_envs, device, backend, settings["repeats"], settings["seed"], compiled
             )
-            row = _guarded(bench, f"{backend} {device} {kind} {num_envs:,} envs", notes)
+            mode = "compiled" if compiled else "eager"
+            row = _guarded(bench, f"{backend} {mode} {device} {kind} {num_envs:,} envs", notes)
             if row is not None:
                 rows.append(row)
     # The reference for each policy: gymnasium's best figure at any of its env counts.
@@ -485,13 +505,13 @@ def _part1_lines(figures: dict[str, Any]) -> list[str]:
     lines = [
         f"Part 1: {ENV_ID} population evaluation, env steps/s (one episode per member, members = envs;",
         f"  a decent controller + N(0, {NOISE_STD}^2) noise, early termination; median of {meta['repeats']})",
-        f"  {'backend':<10} {'device':<7} {'policy':<7} {'envs':>10} {'mean len':>9} "
+        f"  {'backend':<10} {'mode':<9} {'device':<7} {'policy':<7} {'envs':>10} {'mean len':>9} "
         f"{'env steps/s':>12} {'gymnasium':>11} {'vs gym':>8}",
     ]
     for r in figures["evaluation"]:
         ratio = "-" if r["vs_gymnasium"] is None else f"{r['vs_gymnasium']:.1f}x"
         lines.append(
-            f"  {r['backend']:<10} {r['device']:<7} {r['policy']:<7} {r['num_envs']:>10,} "
+            f"  {r['backend']:<10} {r['mode']:<9} {r['device']:<7} {r['policy']:<7} {r['num_envs']:>10,} "
             f"{r['mean_episode_length']:>9.1f} {_fmt_rate(r['env_steps_per_s']):>12} "
             f"{_fmt_rate(r['gymnasium_env_steps_per_s']):>11} {ratio:>8}"
         )

@@ -18,6 +18,8 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("seed", "device"):
         if getattr(args, key) is not None:
             run[key] = getattr(args, key)
+    if args.compile:
+        run["compile"] = True
     if args.algo is not None:
         run["algo"] = args.algo
     out: dict[str, Any] = {"run": run} if run else {}
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any config field, e.g. --set es.sigma=0.05 --set policy.hidden=[32,32]",
     )
+    train.add_argument("--compile", action="store_true", help="torch.compile the rollout step")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 

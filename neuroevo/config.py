@@ -64,6 +64,9 @@ class RunConfig:
     """evaluate the solution every this many generations"""
     checkpoint_every: int = 10
     """write a checkpoint every this many generations (and at the end)"""
+    compile: bool = False
+    """run the rollout step through torch.compile: fewer kernel launches (GPU) and less per-op overhead
+    (small CPU batches); the first generation pays seconds of compilation"""
 
 
 @dataclass

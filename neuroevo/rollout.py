@@ -8,8 +8,10 @@ compacting the batch), and its rewards stop counting.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gymnasium as gym
 import torch
@@ -45,14 +47,61 @@ def episode_seeds(seed: int, popsize: int, episodes: int) -> torch.Tensor:
     return seed + torch.arange(popsize * episodes, dtype=torch.int64).reshape(popsize, episodes)
 
 
-def _action_fn(action_space: gym.Space, device, dtype):
-    """raw outputs [..., act_dim] -> env actions, with the space's constants resident on ``device``."""
-    if isinstance(action_space, gym.spaces.Discrete):
-        start = int(action_space.start)
-        return lambda raw: raw.argmax(-1) + start
-    low, high = box_bounds(action_space, device=device, dtype=dtype)
-    shape = tuple(action_space.shape)
-    return lambda raw: torch.clamp(raw.reshape(*raw.shape[:-1], *shape), low, high)
+class _Frozen(NamedTuple):
+    """What stays constant through one evaluation (plain tensors and numbers, so ``torch.compile``
+    guards on their values, not on Python closures)."""
+
+    obs_mean: torch.Tensor | None
+    obs_std: torch.Tensor | None
+    obs_clip: float
+    action_start: int
+    action_low: torch.Tensor | None
+    action_high: torch.Tensor | None
+    action_shape: tuple[int, ...]
+
+
+def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype) -> _Frozen:
+    device, space = env.device, env.single_action_space
+    mean = std = low = high = None
+    if normalizer is not None:
+        mean, std = (t.to(device) for t in normalizer.mean_std(dtype))
+    if isinstance(space, gym.spaces.Box):
+        low, high = box_bounds(space, device=device, dtype=dtype)
+    start = int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
+    clip = normalizer.clip if normalizer is not None else 0.0
+    return _Frozen(mean, std, clip, start, low, high, (env.num_envs, *space.shape))
+
+
+def _step(policy, env, frozen: _Frozen, params, obs, alive, ret, length, obs_sums):
+    """One lock-step of every running episode: normalize, batched forward, action head, env step, masks.
+
+    alive, ret, length: [P, slots]; obs_sums: [2, obs_dim] float64 (sum and sum of squares of the
+    observations of running episodes) or None. Returns the updated (obs, alive, ret, length, obs_sums).
+    """
+    popsize, slots = alive.shape
+    obs = obs.reshape(popsize, slots, -1).to(params.dtype)
+    if obs_sums is not None:
+        seen = torch.where(alive[..., None], obs, 0.0).to(torch.float64)
+        obs_sums = obs_sums + torch.stack((seen.sum((0, 1)), (seen * seen).sum((0, 1))))
+    if frozen.obs_mean is not None:
+        obs = ((obs - frozen.obs_mean) / frozen.obs_std).clamp(-frozen.obs_clip, frozen.obs_clip)
+    raw = policy(params, obs)
+    if frozen.action_low is None:  # Discrete: the argmax of the logits
+        actions = (raw.argmax(-1) + frozen.action_start).reshape(frozen.action_shape)
+    else:  # Box: raw outputs clipped into the box
+        actions = torch.clamp(raw.reshape(frozen.action_shape), frozen.action_low, frozen.action_high)
+    obs, reward, terminated, truncated, _ = env.step(actions)
+    ret = ret + torch.where(alive, reward.reshape(popsize, slots), 0.0)
+    length = length + alive
+    alive = alive & ~(terminated | truncated).reshape(popsize, slots)
+    return obs, alive, ret, length, obs_sums
+
+
+@functools.cache
+def _compiled_step():
+    # One compiled function for every env and policy (dynamo guards on their identity); it fuses the
+    # step's elementwise work into a few kernels instead of dozens of launches.
+    return torch.compile(_step, dynamic=False)
 
 
 def _check(policy, params, env, episodes, max_steps) -> tuple[int, int, int]:
@@ -71,34 +120,19 @@ def _check(policy, params, env, episodes, max_steps) -> tuple[int, int, int]:
     return popsize, env.num_envs // popsize, horizon
 
 
-def _run_round(policy, params, env, seeds, horizon, to_action, normalize, obs_sums):
-    """One batch of episodes, seeds [P, slots]; returns (returns, lengths), each [P, slots].
-
-    Adds the sum and the sum of squares of the observations of running episodes into obs_sums [2, obs_dim].
-    """
+def _run_round(step, policy, params, env, frozen, seeds, horizon, obs_sums):
+    """One batch of episodes, seeds [P, slots]; returns (returns, lengths, obs_sums), [P, slots] each."""
     popsize, slots = seeds.shape
     device = env.device
     obs, _ = env.reset(seed=seeds.reshape(-1))
     alive = torch.ones(popsize, slots, dtype=torch.bool, device=device)
     ret = torch.zeros(popsize, slots, device=device)
     length = torch.zeros(popsize, slots, dtype=torch.int64, device=device)
-    action_shape = (env.num_envs, *env.single_action_space.shape)
     for t in range(horizon):
-        obs = obs.reshape(popsize, slots, -1).to(params.dtype)
-        if obs_sums is not None:
-            seen = torch.where(alive[..., None], obs, 0.0).to(torch.float64)
-            obs_sums[0] += seen.sum((0, 1))
-            obs_sums[1] += (seen * seen).sum((0, 1))
-        if normalize is not None:
-            obs = normalize(obs)
-        actions = to_action(policy(params, obs)).reshape(action_shape)
-        obs, reward, terminated, truncated, _ = env.step(actions)
-        ret += torch.where(alive, reward.reshape(popsize, slots), 0.0)
-        length += alive
-        alive &= ~(terminated | truncated).reshape(popsize, slots)
+        obs, alive, ret, length, obs_sums = step(policy, env, frozen, params, obs, alive, ret, length, obs_sums)
         if (t + 1) % SYNC_EVERY == 0 and not bool(alive.any()):
             break
-    return ret, length
+    return ret, length, obs_sums
 
 
 @torch.no_grad()
@@ -112,6 +146,7 @@ def evaluate(
     normalizer: ObsNormalizer | None = None,
     seed: int | torch.Tensor | None = None,
     collect_obs_stats: bool = False,
+    compile: bool = False,
 ) -> Evaluation:
     """Run ``episodes`` episodes of each member of ``params`` [P, D] on ``env`` and average returns.
 
@@ -121,6 +156,8 @@ def evaluate(
     only, never on its slot in the batch. ``normalizer`` (frozen during the call) maps observations
     before the policy; with ``collect_obs_stats`` the observations of running episodes are summarized
     for merging into it afterwards. ``max_steps`` cuts episodes short (default: the env's time limit).
+    ``compile`` runs the step through ``torch.compile`` (seconds to compile on the first call; it pays
+    where the per-step work is many small operations, as on a GPU or for small batches on the CPU).
     """
     popsize, slots, horizon = _check(policy, params, env, episodes, max_steps)
     if seed is None:
@@ -134,18 +171,13 @@ def evaluate(
 
     device = env.device
     params = params.to(device)
-    to_action = _action_fn(env.single_action_space, device, params.dtype)
-    normalize = None
-    if normalizer is not None:
-        mean, std = (t.to(device) for t in normalizer.mean_std(params.dtype))
-        clip = normalizer.clip
-        normalize = lambda obs: ((obs - mean) / std).clamp(-clip, clip)  # noqa: E731 (frozen snapshot)
+    frozen = _frozen(env, normalizer, params.dtype)
+    step = _compiled_step() if compile else _step
     obs_sums = torch.zeros(2, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
     ep_returns, ep_lengths = [], []
     for r in range(rounds):
-        ret, length = _run_round(
-            policy, params, env, seeds[:, r * slots : (r + 1) * slots], horizon, to_action, normalize, obs_sums
-        )
+        round_seeds = seeds[:, r * slots : (r + 1) * slots]
+        ret, length, obs_sums = _run_round(step, policy, params, env, frozen, round_seeds, horizon, obs_sums)
         ep_returns.append(ret)
         ep_lengths.append(length)
     ep_returns, ep_lengths = torch.cat(ep_returns, 1), torch.cat(ep_lengths, 1)

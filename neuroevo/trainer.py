@@ -119,6 +119,7 @@ class Trainer:
             normalizer=self.normalizer,
             seed=_derived_seed(cfg.run.seed, self.generation),
             collect_obs_stats=self.normalizer is not None,
+            compile=cfg.run.compile,
         )
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None:
@@ -147,6 +148,7 @@ class Trainer:
             cfg.env.max_steps,
             normalizer=self.normalizer,
             seed=_derived_seed(cfg.run.seed, -1),
+            compile=cfg.run.compile,
         )
         episode_returns = result.episode_returns[0]
         mean = float(episode_returns.mean())

@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 
+import pytest
+
 from neuroevo import bench
 
 
@@ -18,7 +20,7 @@ def test_quick_bench_returns_and_writes_figures(tmp_path, capsys):
     bench.add_arguments(parser)
     out = tmp_path / "bench" / "figures.json"
     # One torch thread: on a busy 2-core machine, intra-op threads wait on each other for milliseconds.
-    flags = ["--quick", "--envs", "8", "--gym-envs", "4", "--popsizes", "8,32", "--threads", "1"]
+    flags = ["--quick", "--envs", "8", "--gym-envs", "4", "--popsizes", "8,32", "--threads", "1", "--modes", "eager"]
     args = parser.parse_args([*flags, "--json", str(out)])
     figures = bench.main(args)
 
@@ -43,3 +45,10 @@ def test_quick_bench_returns_and_writes_figures(tmp_path, capsys):
     assert json.loads(out.read_text()) == json.loads(json.dumps(figures))
     report = capsys.readouterr().out
     assert "gymnasium" in report and "% bound" in report
+
+
+def test_unknown_mode_is_refused():
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(ValueError, match="--modes takes a comma-separated subset of eager, compiled"):
+        bench.main(parser.parse_args(["--quick", "--modes", "jit"]))

@@ -142,3 +142,19 @@ def test_make_env_errors_and_backends():
     assert obs.shape == (2, 2) and obs.dtype == torch.float32
     with pytest.raises(ValueError, match="actions of shape \\(3,\\) do not fit"):
         env.step(torch.zeros(3, dtype=torch.int64))
+
+
+def test_compiled_step_matches_eager():
+    """torch.compile fuses the step; the numbers agree to float rounding (Pendulum is not chaotic over
+    a short horizon), statistics included."""
+    policy = MLP(3, 1, hidden=(8,))
+    params = population(policy, 4, seed=5)
+    normalizer = ObsNormalizer(3)
+    normalizer.merge(ObsNormalizer.batch_stats(torch.randn(50, 3)))
+    kwargs = dict(seed=3, max_steps=40, normalizer=normalizer, collect_obs_stats=True)
+    eager = evaluate(policy, params, make_env("Pendulum-v1", 4, "cpu"), **kwargs)
+    compiled = evaluate(policy, params, make_env("Pendulum-v1", 4, "cpu"), compile=True, **kwargs)
+    torch.testing.assert_close(compiled.episode_returns, eager.episode_returns, rtol=1e-4, atol=1e-3)
+    assert torch.equal(compiled.episode_lengths, eager.episode_lengths)
+    for a, b in zip(compiled.obs_stats, eager.obs_stats, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
