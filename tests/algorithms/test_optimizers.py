@@ -201,3 +201,20 @@ def test_noise_table_is_shared_and_sliced():
         assert torch.equal(row, a.table[offset : offset + 10])
     with pytest.raises(ValueError, match="too small for 300 parameters"):
         a.check_dim(300)
+
+
+def test_members_are_regenerated_from_their_offsets():
+    """What a worker holding the same noise table needs: the center (or parents), sigma and offsets."""
+    for cls in (ES, ARS):
+        opt = cls(torch.randn(9), popsize=6, sigma=0.3, seed=2)
+        params = opt.ask()
+        table = NoiseTable(opt.config.noise_seed, opt.config.noise_size)  # another holder of the table
+        eps = table.get(opt.offsets, 9)
+        torch.testing.assert_close(params, torch.cat([opt.center + 0.3 * eps, opt.center - 0.3 * eps]))
+    ga = GA(torch.randn(9), popsize=6, sigma=0.3, truncation=2, num_elites=1, seed=2)
+    first = ga.ask()
+    ga.tell(sphere(first))
+    parents = first[sphere(first).argsort(descending=True)[:2]]
+    children = ga.ask()[1:]
+    expected = parents[ga.parents] + 0.3 * NoiseTable(0, ga.config.noise_size).get(ga.offsets, 9)
+    torch.testing.assert_close(children, expected)
