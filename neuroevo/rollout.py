@@ -75,14 +75,16 @@ def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype) -> _Frozen:
 def _step(policy, env, frozen: _Frozen, params, obs, alive, ret, length, obs_sums):
     """One lock-step of every running episode: normalize, batched forward, action head, env step, masks.
 
-    alive, ret, length: [P, slots]; obs_sums: [2, obs_dim] float64 (sum and sum of squares of the
-    observations of running episodes) or None. Returns the updated (obs, alive, ret, length, obs_sums).
+    alive, ret, length: [P, slots]; obs_sums: [3, obs_dim] float64 (count, sum and sum of squares of the
+    finite observations of running episodes) or None. Returns the updated (obs, alive, ret, length, obs_sums).
     """
     popsize, slots = alive.shape
     obs = obs.reshape(popsize, slots, -1).to(params.dtype)
     if obs_sums is not None:
-        seen = torch.where(alive[..., None], obs, 0.0).to(torch.float64)
-        obs_sums = obs_sums + torch.stack((seen.sum((0, 1)), (seen * seen).sum((0, 1))))
+        # A diverged env's NaN/inf observation must not poison the running statistics for good.
+        counted = (alive & torch.isfinite(obs).all(-1))[..., None].expand_as(obs)
+        seen = torch.where(counted, obs, 0.0).to(torch.float64)
+        obs_sums = obs_sums + torch.stack((counted.sum((0, 1)), seen.sum((0, 1)), (seen * seen).sum((0, 1))))
     if frozen.obs_mean is not None:
         obs = ((obs - frozen.obs_mean) / frozen.obs_std).clamp(-frozen.obs_clip, frozen.obs_clip)
     raw = policy(params, obs)
@@ -173,7 +175,7 @@ def evaluate(
     params = params.to(device)
     frozen = _frozen(env, normalizer, params.dtype)
     step = _compiled_step() if compile else _step
-    obs_sums = torch.zeros(2, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
+    obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
     ep_returns, ep_lengths = [], []
     for r in range(rounds):
         round_seeds = seeds[:, r * slots : (r + 1) * slots]
@@ -186,9 +188,9 @@ def evaluate(
     steps_taken = ep_lengths.sum()
     obs_stats = None
     if obs_sums is not None:
-        count = steps_taken.to(torch.float64)  # one observation before each step taken
-        mean_obs = obs_sums[0] / count.clamp_min(1)
-        obs_stats = (count, mean_obs, (obs_sums[1] - count * mean_obs * mean_obs).clamp_min(0.0))
+        count, total, squares = obs_sums[0, 0], obs_sums[1], obs_sums[2]
+        mean_obs = total / count.clamp_min(1)
+        obs_stats = (count, mean_obs, (squares - count * mean_obs * mean_obs).clamp_min(0.0))
     ep_returns, ep_lengths = ep_returns[:, :episodes], ep_lengths[:, :episodes]
     return Evaluation(
         returns=ep_returns.mean(1),

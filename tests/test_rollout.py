@@ -89,7 +89,7 @@ def test_normalizer_is_applied_before_the_policy():
 
 
 class NaNRewardEnv(VectorEnv):
-    """CartPole whose env 0 pays NaN rewards."""
+    """CartPole whose env 0 pays NaN rewards and, after its first step, observes NaN."""
 
     def __init__(self, num_envs):
         self.inner = make_env("CartPole-v1", num_envs, "cpu")
@@ -102,16 +102,20 @@ class NaNRewardEnv(VectorEnv):
 
     def step(self, actions):
         obs, reward, terminated, truncated, info = self.inner.step(actions)
-        reward = reward.clone()
-        reward[0] = float("nan")
+        reward, obs = reward.clone(), obs.clone()
+        reward[0] = obs[0, 1] = float("nan")
         return obs, reward, terminated, truncated, info
 
 
 def test_nan_rewards_are_reported_per_episode():
     policy = Linear(4, 2)
-    result = evaluate(policy, torch.zeros(3, policy.num_params), NaNRewardEnv(3), seed=0)
+    result = evaluate(policy, torch.zeros(3, policy.num_params), NaNRewardEnv(3), seed=0, collect_obs_stats=True)
     assert result.nonfinite_episodes == 1
     assert torch.isnan(result.returns[0]) and torch.isfinite(result.returns[1:]).all()
+    # NaN observations are left out of the statistics: only env 0's first (finite) one counts
+    count, mean, m2 = result.obs_stats
+    assert int(count) == result.env_steps - int(result.episode_lengths[0, 0]) + 1
+    assert torch.isfinite(mean).all() and torch.isfinite(m2).all()
 
 
 def test_input_errors():

@@ -39,6 +39,18 @@ def test_card_defaults_solve_cartpole_on_gymnasium(algo, tmp_path):
     assert gymnasium_mean_return(module) >= 475.0
 
 
+@pytest.mark.parametrize(
+    "card, algo",
+    [(card, algo) for card in ("Acrobot-v1", "MountainCarContinuous-v0") for algo in ("es", "ga", "ars")]
+    + [("Pendulum-v1", "es")],
+)
+def test_other_cards_reach_their_threshold_on_gymnasium(card, algo, tmp_path):
+    config = resolve_config(card, {"run": {"algo": algo, "seed": 0, "device": "cpu"}})
+    assert Trainer(config, tmp_path).run().solved
+    summary = evaluate_checkpoint(tmp_path, episodes=100, backend="gymnasium")
+    assert summary["mean"] >= config.env.threshold
+
+
 def short_config(**run):
     overrides = {
         "run": {"algo": "es", "seed": 3, "device": "cpu", "generations": 6, "target": None, "eval_episodes": 5,
