@@ -111,7 +111,7 @@ def test_continuous_task_with_normalizer_deploys_inside_the_box(tmp_path):
     config = resolve_config("Pendulum-v1", {
         "run": {"algo": "ars", "device": "cpu", "generations": 2, "eval_episodes": 2},
         "policy": {"kind": "mlp", "hidden": [16], "normalize_obs": True},
-        "ars": {"popsize": 8},
+        "ars": {"popsize": 8, "top_directions": 2},
     })
     Trainer(config, tmp_path).run()
     module = load_policy(tmp_path)
