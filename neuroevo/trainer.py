@@ -18,7 +18,7 @@ import torch
 from neuroevo.algorithms import make_optimizer
 from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record
 from neuroevo.config import Config, config_from_dict
-from neuroevo.envs import default_device, make_env
+from neuroevo.envs import make_env, resolve_device
 from neuroevo.envs.base import splitmix64
 from neuroevo.policies import ObsNormalizer, Policy, check_fits, make_policy, output_dim
 from neuroevo.rollout import evaluate
@@ -73,7 +73,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(out) if out is not None else None
         self.progress = progress
-        self.device = torch.device(config.run.device) if config.run.device else default_device()
+        self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
         self.env = make_env(env_cfg.id, algo_cfg.popsize * env_cfg.episodes, self.device, env_cfg.backend)
         self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, self.device, env_cfg.backend)

@@ -38,6 +38,7 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
         (["train", "--env", "CartPole-v1", "--out", "x", "--set", "es.sigmaa=1"], "unknown setting es.sigmaa"),
         (["train", "--env", "CartPole-v1"], "train needs --env and --out"),
         (["eval", "no/such/run"], "no such file"),
+        (["train", "--env", "CartPole-v1", "--out", "x", "--device", "gpu"], "unknown device 'gpu'"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(args, message, capsys, tmp_path, monkeypatch):

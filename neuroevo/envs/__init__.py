@@ -17,6 +17,22 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device=None) -> torch.device:
+    """``device`` as a ``torch.device`` (None: :func:`default_device`); a one-line ``ValueError`` for a
+    malformed name or a CUDA device this machine does not have."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but this torch has no CUDA device available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
 def make_env(env_id: str, num_envs: int, device=None, backend: str = "auto", **kwargs) -> VectorEnv:
     """A batched env of ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
 
@@ -33,7 +49,7 @@ def make_env(env_id: str, num_envs: int, device=None, backend: str = "auto", **k
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if num_envs <= 0:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     if backend == "torch" or (backend == "auto" and env_id in TORCH_ENVS):
         if env_id not in TORCH_ENVS:
             raise ValueError(
