@@ -62,6 +62,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"popsize {cfg.algo_config.popsize}, {trainer.policy.num_params} parameters"
     )
     result = trainer.run()
+    if result.interrupted:
+        print(f"interrupted after generation {result.generations}; checkpoint saved, continue with: "
+              f"neuroevo train --resume {result.run_dir}")
+        return 130
     status = "solved" if result.solved else "budget spent"
     print(
         f"{status}: best evaluated return {result.best_eval_return:.2f} after {result.generations} generations, "

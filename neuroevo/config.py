@@ -62,8 +62,9 @@ class RunConfig:
     """episodes of each evaluation of the solution"""
     eval_every: int = 1
     """evaluate the solution every this many generations"""
-    checkpoint_every: int = 10
-    """write a checkpoint every this many generations (and at the end)"""
+    checkpoint_every: int = 1
+    """write a checkpoint every this many generations (and at the end); raise it where the optimizer
+    state is large (a GA's population is P x D floats)"""
     compile: bool = False
     """run the rollout step through torch.compile: fewer kernel launches (GPU) and less per-op overhead
     (small CPU batches); the first generation pays seconds of compilation"""

@@ -8,6 +8,8 @@ checkpoint. The trainer composes the parts; none of them knows about it.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +21,9 @@ from neuroevo.algorithms import make_optimizer
 from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record
 from neuroevo.config import Config, config_from_dict
 from neuroevo.envs import make_env, resolve_device
-from neuroevo.envs.base import splitmix64
 from neuroevo.policies import ObsNormalizer, Policy, check_fits, make_policy, output_dim
 from neuroevo.rollout import evaluate
-
-_SEED_MASK = (1 << 62) - 1
-
-
-def _derived_seed(seed: int, stream: int) -> int:
-    """A seed for ``stream`` (a generation, or -1 for evaluation) of run ``seed``: a pure function."""
-    mixed = splitmix64(torch.tensor([(seed << 24) ^ (stream & 0xFFFFFF)], dtype=torch.int64))
-    return int(mixed) & _SEED_MASK
+from neuroevo.seeding import derive_seed
 
 
 @dataclass
@@ -45,6 +39,8 @@ class TrainResult:
     final_eval_return: float
     solved: bool
     """whether the target return was reached"""
+    interrupted: bool
+    """stopped early by SIGINT / SIGTERM (after finishing and checkpointing the current generation)"""
     solution: torch.Tensor
     """params [D] of the best evaluated solution"""
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -117,7 +113,7 @@ class Trainer:
             cfg.env.episodes,
             cfg.env.max_steps,
             normalizer=self.normalizer,
-            seed=_derived_seed(cfg.run.seed, self.generation),
+            seed=derive_seed(cfg.run.seed, self.generation),
             collect_obs_stats=self.normalizer is not None,
             compile=cfg.run.compile,
         )
@@ -147,7 +143,7 @@ class Trainer:
             cfg.run.eval_episodes,
             cfg.env.max_steps,
             normalizer=self.normalizer,
-            seed=_derived_seed(cfg.run.seed, -1),
+            seed=derive_seed(cfg.run.seed, -1),
             compile=cfg.run.compile,
         )
         episode_returns = result.episode_returns[0]
@@ -196,8 +192,30 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             _write_json(self.run_dir / "config.json", self.config.to_dict())
         bar = _progress_bar(self.config.run.generations, self.generation) if self.progress else None
+        stop = _StopRequest()
         try:
-            while not self.done():
+            with stop:
+                self._loop(bar, stop)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.run_dir is not None:
+            self.save_checkpoint()
+        return TrainResult(
+            run_dir=self.run_dir,
+            generations=self.generation,
+            env_steps=self.env_steps,
+            wall_time=self.wall_time,
+            best_eval_return=self.best_eval_return,
+            final_eval_return=self.last_eval_return,
+            solved=self.solved,
+            interrupted=stop.requested,
+            solution=self.solution,
+            history=self.history,
+        )
+
+    def _loop(self, bar, stop: _StopRequest) -> None:
+        while not self.done() and not stop.requested:
                 row = self.step()
                 self.history.append(row)
                 if self.run_dir is not None:
@@ -212,22 +230,6 @@ class Trainer:
                         steps=self.env_steps,
                         sps=f"{row['time/env_steps_per_s']:.3g}",
                     )
-        finally:
-            if bar is not None:
-                bar.close()
-        if self.run_dir is not None:
-            self.save_checkpoint()
-        return TrainResult(
-            run_dir=self.run_dir,
-            generations=self.generation,
-            env_steps=self.env_steps,
-            wall_time=self.wall_time,
-            best_eval_return=self.best_eval_return,
-            final_eval_return=self.last_eval_return,
-            solved=self.solved,
-            solution=self.solution,
-            history=self.history,
-        )
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -288,6 +290,30 @@ class Trainer:
         trainer.solved = trainer.solved and config.run.target is not None
         _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)
         return trainer
+
+
+class _StopRequest:
+    """While active, the first SIGINT or SIGTERM asks the run to stop after the current generation
+    (which is then checkpointed) instead of killing it mid-way; a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def _write_json(path: Path, data: Any) -> None:

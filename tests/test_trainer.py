@@ -1,6 +1,8 @@
 """End to end: learning on CartPole judged on gymnasium's own env, resume, checkpoints, bad input."""
 
 import json
+import os
+import signal
 
 import gymnasium as gym
 import numpy as np
@@ -81,6 +83,28 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     final_cut = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
     assert torch.equal(final_full["optimizer"]["center"], final_cut["optimizer"]["center"])
     assert torch.equal(final_full["normalizer"]["mean"], final_cut["normalizer"]["mean"])
+
+
+def test_sigint_finishes_the_generation_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
+    full = Trainer(short_config(), tmp_path / "full").run()
+    original_step = Trainer.step
+
+    def step_then_interrupt(self):
+        row = original_step(self)
+        if self.generation == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C in the middle of the run
+        return row
+
+    monkeypatch.setattr(Trainer, "step", step_then_interrupt)
+    stopped = Trainer(short_config(), tmp_path / "cut").run()
+    monkeypatch.setattr(Trainer, "step", original_step)
+    assert stopped.interrupted and stopped.generations == 2
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["generation"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+    resumed = Trainer.resume(tmp_path / "cut").run()
+    assert not resumed.interrupted and resumed.generations == 6
+    assert torch.equal(resumed.solution, full.solution)
 
 
 def test_same_seed_same_run_other_seed_differs(tmp_path):

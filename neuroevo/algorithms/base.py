@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms.noise import DEFAULT_SIZE, NoiseTable
+from neuroevo.seeding import derive_seed
 
 
 @dataclass
@@ -50,8 +51,9 @@ class Optimizer:
             are the optimizer's.
         config: the algorithm's config dataclass (``ESConfig``, ...); keyword arguments override its
             fields: ``ES(center, popsize=64, sigma=0.05)``.
-        seed: seeds the optimizer's own generator (noise offsets, parent choice), so two optimizers
-            with the same seed produce the same populations from the same fitness.
+        seed: the optimizer's random draws (noise offsets, parent choice) in generation g come from a
+            generator seeded with ``derive_seed(seed, g)``: two optimizers with the same seed produce
+            the same populations from the same fitness, and a restored state continues identically.
     """
 
     config_class: type
@@ -72,7 +74,7 @@ class Optimizer:
         self.num_params = self.center.numel()
         self.device = self.center.device
         self.seed = int(seed)
-        self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        self.generator = torch.Generator(device="cpu")
         self.noise = NoiseTable(self.config.noise_seed, self.config.noise_size, self.device)
         self.noise.check_dim(self.num_params)
         self.generation = 0
@@ -87,6 +89,8 @@ class Optimizer:
 
     def ask(self) -> torch.Tensor:
         """The population to evaluate next: params [P, D] on the optimizer's device."""
+        # A fresh stream per generation: draws never depend on what an interrupted generation consumed.
+        self.generator.manual_seed(derive_seed(self.seed, self.generation))
         params = self._ask()
         self._pending = params
         return params
@@ -149,7 +153,7 @@ class Optimizer:
             "best": self.best.clone(),
             "best_fitness": self.best_fitness,
             "generation": self.generation,
-            "generator": self.generator.get_state(),
+            "seed": self.seed,
         }
         for key in self._state_keys:
             state[key] = _state_value(getattr(self, key))
@@ -168,7 +172,7 @@ class Optimizer:
         self.best = state["best"].to(self.device).clone()
         self.best_fitness = float(state["best_fitness"])
         self.generation = int(state["generation"])
-        self.generator.set_state(state["generator"])
+        self.seed = int(state["seed"])
         for key in self._state_keys:
             value = state[key]
             setattr(self, key, value.to(self.device).clone() if isinstance(value, torch.Tensor) else value)

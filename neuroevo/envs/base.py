@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from gymnasium.vector.utils import batch_space
 
+from neuroevo.seeding import hash_uniform
+
 
 class VectorEnv:
     """Base of every batched env. Subclasses set the spaces and implement ``reset`` and ``step``."""
@@ -70,47 +72,6 @@ class VectorEnv:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec_id!r}, num_envs={self.num_envs}, device={self.device})"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Counter-based random numbers: a start state is a function of (episode seed, reset count), never of
-# which batch slot, worker or device the env sits in.
-
-_MASK64 = (1 << 64) - 1
-
-
-def _to_int64(value: int) -> int:
-    value &= _MASK64
-    return value - (1 << 64) if value >= (1 << 63) else value
-
-
-_GOLDEN = _to_int64(0x9E3779B97F4A7C15)
-_MIX1 = _to_int64(0xBF58476D1CE4E5B9)
-_MIX2 = _to_int64(0x94D049BB133111EB)
-
-
-def _srl(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Logical right shift on int64 (torch's ``>>`` is arithmetic)."""
-    return (x >> bits) & ((1 << (64 - bits)) - 1)
-
-
-def splitmix64(x: torch.Tensor) -> torch.Tensor:
-    """The splitmix64 finalizer on int64 tensors (wrapping arithmetic), elementwise."""
-    x = x + _GOLDEN
-    x = (x ^ _srl(x, 30)) * _MIX1
-    x = (x ^ _srl(x, 27)) * _MIX2
-    return x ^ _srl(x, 31)
-
-
-def hash_uniform(seeds: torch.Tensor, counters: torch.Tensor, k: int, dtype=torch.float32) -> torch.Tensor:
-    """Uniform [0, 1) numbers, [N, k], each a pure function of (seeds[n], counters[n], j)."""
-    j = torch.arange(k, device=seeds.device, dtype=torch.int64)
-    key = splitmix64(splitmix64(seeds.to(torch.int64)) ^ counters.to(torch.int64))
-    bits = splitmix64(key[:, None] * 1000003 + j[None, :])
-    # top 53 bits (float64) or 24 bits (float32) of the word, as in numpy's generators.
-    if dtype == torch.float64:
-        return _srl(bits, 11).to(torch.float64) * (1.0 / (1 << 53))
-    return _srl(bits, 40).to(torch.float32).to(dtype) * (1.0 / (1 << 24))
 
 
 def seeds_tensor(seed: int | list[int] | torch.Tensor, num_envs: int) -> torch.Tensor:
