@@ -35,16 +35,23 @@ class GAConfig(OptimizerConfig):
 
 
 class GA(Optimizer):
-    """Truncation-selection GA with Gaussian mutation and re-evaluated elites."""
+    """Truncation-selection GA with Gaussian mutation and re-evaluated elites.
+
+    The population is never stored: it is the elites [C, D] followed by children named by
+    (parent index, noise offset) into the parents [T, D], drawn in ``ask`` from the generation's own
+    random stream. A checkpoint (and a later distributed evaluator) carries (C + T) x D floats, not P x D.
+    """
 
     config_class = GAConfig
     name = "GA"
-    _state_keys = ("population", "elite_sum", "elite_count")
+    _state_keys = ("elites", "parent_params", "elite_sum", "elite_count")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
-        # Members [0, num_elites) of `population` are carried elites once generation 0 is told.
-        self.population: torch.Tensor | None = None
+        # Generation 0: the starting point itself, and mutants of it. It is not a re-evaluated elite
+        # (elite_count is empty until generation 0 is told).
+        self.elites = self.center[None].clone()
+        self.parent_params = self.center[None].clone()
         self.elite_sum = torch.zeros(0, device=self.device)
         self.elite_count = torch.zeros(0, device=self.device)
         self.parents = torch.empty(0, dtype=torch.int64)
@@ -59,12 +66,11 @@ class GA(Optimizer):
             raise ValueError(f"GA: num_elites must be in [0, popsize={c.popsize}), got {c.num_elites}")
 
     def _ask(self):
-        if self.population is None:
-            # Generation 0: the starting point and mutants of it.
-            self.offsets, eps = self._perturbations(self.popsize - 1)
-            self.parents = torch.zeros(self.popsize - 1, dtype=torch.int64)
-            return torch.cat([self.center[None], self.center + self.config.sigma * eps])
-        return self.population
+        n_children = self.popsize - self.elites.shape[0]
+        self.parents = torch.randint(0, self.parent_params.shape[0], (n_children,), generator=self.generator)
+        self.offsets, eps = self._perturbations(n_children)
+        children = self.parent_params[self.parents.to(self.device)] + self.config.sigma * eps
+        return torch.cat([self.elites, children])
 
     def _tell(self, params, fitness):
         c = self.config
@@ -76,16 +82,11 @@ class GA(Optimizer):
         mean = total / count  # re-evaluated elites: mean over all their evaluations
 
         order = mean.argsort(descending=True)
-        elites = order[: c.num_elites]
         elite = int(mean[:carried].argmax()) if carried else int(order[0])
         self.center = params[elite].clone()
-
-        parents = params[order[: c.truncation]]
-        n_children = self.popsize - c.num_elites
-        self.parents = torch.randint(0, c.truncation, (n_children,), generator=self.generator)
-        self.offsets, eps = self._perturbations(n_children)
-        children = parents[self.parents.to(self.device)] + c.sigma * eps
-        self.population = torch.cat([params[elites], children])
-        self.elite_sum = total[elites]
-        self.elite_count = count[elites]
+        top = order[: c.num_elites]
+        self.elites = params[top].clone()
+        self.elite_sum = total[top]
+        self.elite_count = count[top]
+        self.parent_params = params[order[: c.truncation]].clone()
         return {"train/elite_fitness": float(mean[elite]), "train/elite_evaluations": float(count[elite])}
