@@ -141,6 +141,8 @@ def test_make_env_errors_and_backends():
         make_env("CartPole-v1", 2, backend="jax")
     with pytest.raises(ValueError, match="num_envs must be positive"):
         make_env("CartPole-v1", 0)
+    with pytest.raises(ValueError, match="Blackjack-v1: neuroevo needs a Box observation space"):
+        make_env("Blackjack-v1", 2)
     env = make_env("MountainCar-v0", 2, "cpu")  # auto: gymnasium for ids without a torch version
     obs, _ = env.reset(seed=0)
     assert obs.shape == (2, 2) and obs.dtype == torch.float32

@@ -35,7 +35,16 @@ class GymVectorEnv(VectorEnv):
         spec = gym.spec(env_id)
         self.max_episode_steps = kwargs.get("max_episode_steps", spec.max_episode_steps)
         self.metadata = dict(self.env.metadata)
-        self._init_spaces(self.env.single_observation_space, self.env.single_action_space)
+        obs_space, action_space = self.env.single_observation_space, self.env.single_action_space
+        if not isinstance(obs_space, gym.spaces.Box) or not isinstance(
+            action_space, (gym.spaces.Box, gym.spaces.Discrete)
+        ):
+            self.env.close()
+            raise ValueError(
+                f"{env_id}: neuroevo needs a Box observation space and a Box or Discrete action space, "
+                f"got {obs_space} and {action_space}"
+            )
+        self._init_spaces(obs_space, action_space)
 
     def _tensor(self, array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=dtype).to(self.device)
