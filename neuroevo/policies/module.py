@@ -19,7 +19,7 @@ class ModulePolicy(Policy):
     Flat layout: the module's parameters in ``module.named_parameters()`` order, each flattened row-major
     (the layout of ``torch.nn.utils.parameters_to_vector``). Every parameter is evolved, frozen or not;
     buffers are used as they are and never evolved. ``act_dim`` comes from a dry forward on zeros
-    ``[1, obs_dim]``.
+    ``[1, obs_dim]``; ``obs_dim``, if not given, is the ``in_features`` of the first layer that has one.
 
     The batched call views each parameter's slice of ``params: [P, D]`` as ``[P, *shape]`` and runs
     ``vmap(functional_call)`` over it, so the module runs in its current train/eval mode: put modules with
@@ -31,7 +31,12 @@ class ModulePolicy(Policy):
 
     kind = "module"
 
-    def __init__(self, module: nn.Module, obs_dim: int):
+    def __init__(self, module: nn.Module, obs_dim: int | None = None):
+        if obs_dim is None:  # the input size of the first layer that declares one (nn.Linear, ...)
+            first = next((m for m in module.modules() if isinstance(getattr(m, "in_features", None), int)), None)
+            if first is None:
+                raise ValueError(f"ModulePolicy: cannot infer obs_dim of {type(module).__name__}; pass obs_dim")
+            obs_dim = first.in_features
         self.module = module
         self.obs_dim = int(obs_dim)
         self._names = [name for name, _ in module.named_parameters()]
