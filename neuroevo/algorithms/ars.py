@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig
+from neuroevo.algorithms.base import MirroredOptimizer, OptimizerConfig
 
 
 @dataclass
@@ -31,15 +31,11 @@ class ARSConfig(OptimizerConfig):
     """b: directions used per update, ranked by max(r+, r-); None uses all N (V1/V2)"""
 
 
-class ARS(Optimizer):
+class ARS(MirroredOptimizer):
     """ARS V1/V2 and their top-b variants V1-t/V2-t."""
 
     config_class = ARSConfig
     name = "ARS"
-
-    def __init__(self, center, config=None, **kwargs):
-        super().__init__(center, config, **kwargs)
-        self.offsets = torch.empty(0, dtype=torch.int64)
 
     @property
     def num_directions(self) -> int:
@@ -48,20 +44,11 @@ class ARS(Optimizer):
     def _validate_config(self):
         super()._validate_config()
         c = self.config
-        if c.popsize < 2 or c.popsize % 2:
-            raise ValueError(f"ARS: popsize must be even (2 x directions), got {c.popsize}")
         if c.top_directions is not None and not 1 <= c.top_directions <= c.popsize // 2:
             raise ValueError(
                 f"ARS: top_directions must be in [1, {c.popsize // 2}] for popsize {c.popsize}, "
                 f"got {c.top_directions}"
             )
-        if c.lr <= 0:
-            raise ValueError(f"ARS: lr must be positive, got {c.lr}")
-
-    def _ask(self):
-        self.offsets, delta = self._perturbations(self.num_directions)
-        step = self.config.sigma * delta
-        return torch.cat([self.center + step, self.center - step])
 
     def _tell(self, params, fitness):
         n = self.num_directions

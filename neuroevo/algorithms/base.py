@@ -179,6 +179,29 @@ class Optimizer:
         self._pending = None
 
 
+class MirroredOptimizer(Optimizer):
+    """Base of the optimizers that sample antithetic pairs (ES, ARS): P/2 perturbations eps_i, member
+    i is center + sigma * eps_i and member i + P/2 is center - sigma * eps_i; ``offsets`` [P/2] name the
+    eps_i in the noise table. Their configs have ``lr``."""
+
+    def __init__(self, center, config=None, **kwargs):
+        super().__init__(center, config, **kwargs)
+        self.offsets = torch.empty(0, dtype=torch.int64)
+
+    def _validate_config(self) -> None:
+        super()._validate_config()
+        c = self.config
+        if c.popsize < 2 or c.popsize % 2:
+            raise ValueError(f"{self.name}: popsize must be even (antithetic pairs), got {c.popsize}")
+        if c.lr <= 0:
+            raise ValueError(f"{self.name}: lr must be positive, got {c.lr}")
+
+    def _ask(self) -> torch.Tensor:
+        self.offsets, eps = self._perturbations(self.popsize // 2)
+        step = self.config.sigma * eps
+        return torch.cat([self.center + step, self.center - step])
+
+
 def sanitize_fitness(fitness: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Rank NaN and infinite fitness last. Returns (fitness, count of non-finite values).
 

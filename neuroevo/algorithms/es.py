@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig, centered_ranks
+from neuroevo.algorithms.base import MirroredOptimizer, OptimizerConfig, centered_ranks
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ESConfig(OptimizerConfig):
     """L2 coefficient: the step follows g - weight_decay * center (the paper's 0.005)"""
 
 
-class ES(Optimizer):
+class ES(MirroredOptimizer):
     """OpenAI-ES with antithetic sampling, centered ranks, Adam or SGD, weight decay."""
 
     config_class = ESConfig
@@ -46,22 +46,11 @@ class ES(Optimizer):
         self.m = torch.zeros_like(self.center)
         self.v = torch.zeros_like(self.center)
         self.steps = 0
-        self.offsets = torch.empty(0, dtype=torch.int64)
 
     def _validate_config(self):
         super()._validate_config()
-        c = self.config
-        if c.popsize < 2 or c.popsize % 2:
-            raise ValueError(f"ES: popsize must be even and at least 2 (antithetic pairs), got {c.popsize}")
-        if c.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"ES: optimizer must be 'adam' or 'sgd', got {c.optimizer!r}")
-        if c.lr <= 0:
-            raise ValueError(f"ES: lr must be positive, got {c.lr}")
-
-    def _ask(self):
-        self.offsets, eps = self._perturbations(self.popsize // 2)
-        step = self.config.sigma * eps
-        return torch.cat([self.center + step, self.center - step])
+        if self.config.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"ES: optimizer must be 'adam' or 'sgd', got {self.config.optimizer!r}")
 
     def _tell(self, params, fitness):
         c = self.config
