@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from neuroevo.algorithms import ALGORITHMS, ARSConfig, ESConfig, GAConfig
 
