@@ -44,8 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuroevo.trainer import Trainer
 
     overrides = _train_overrides(args)
-    if args.resume is not None and args.popsize is not None:
-        raise ValueError("--popsize cannot change on --resume")
+    if args.resume is not None and (args.popsize is not None or args.env is not None or args.out is not None):
+        raise ValueError("--resume continues the run's own config: --env, --out and --popsize cannot change")
     if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet)
         print(f"resuming {args.resume} at generation {trainer.generation}")

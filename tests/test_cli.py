@@ -37,6 +37,7 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
         (["train", "--env", "CartPole-v1", "--popsize", "-4", "--out", "x"], "popsize must be positive, got -4"),
         (["train", "--env", "CartPole-v1", "--out", "x", "--set", "es.sigmaa=1"], "unknown setting es.sigmaa"),
         (["train", "--env", "CartPole-v1"], "train needs --env and --out"),
+        (["train", "--resume", "x", "--popsize", "8"], "--env, --out and --popsize cannot change"),
         (["eval", "no/such/run"], "no such file"),
         (["train", "--env", "CartPole-v1", "--out", "x", "--device", "gpu"], "unknown device 'gpu'"),
     ],
