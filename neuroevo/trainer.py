@@ -64,10 +64,13 @@ class Trainer:
         *,
         policy: Policy | None = None,
         progress: bool = False,
+        _resuming: bool = False,
     ):
         config.validate()
         self.config = config
         self.run_dir = Path(out) if out is not None else None
+        if self.run_dir is not None and not _resuming and (self.run_dir / "metrics.jsonl").exists():
+            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume, or pick another --out")
         self.progress = progress
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
@@ -285,7 +288,7 @@ class Trainer:
         config = config_from_dict(state["config"])
         if overrides:
             config = config_from_dict(overrides, config)
-        trainer = cls(config, run_dir, policy=policy, progress=progress)
+        trainer = cls(config, run_dir, policy=policy, progress=progress, _resuming=True)
         trainer.load_state_dict(state)
         trainer.solved = trainer.solved and config.run.target is not None
         _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/neuroevo train --env CartPole-v1 --algo es --out "${1:-runs/quickstart}"
+exec .venv/bin/neuroevo train --env CartPole-v1 --algo es --out "${1:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}"

@@ -189,6 +189,8 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
         load_policy(tmp_path / "missing.pt")
 
     Trainer(short_config(generations=1), tmp_path / "run").run()
+    with pytest.raises(ValueError, match="already holds a run: continue it with --resume"):
+        Trainer(short_config(generations=1), tmp_path / "run")
     with pytest.raises(ValueError, match="trained on CartPole-v1 with 4-dim observations; Pendulum-v1 gives 3"):
         evaluate_checkpoint(tmp_path / "run", "Pendulum-v1", episodes=2)
     with pytest.raises(ValueError, match="saved center has .* parameters"):
