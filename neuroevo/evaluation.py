@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+
 from neuroevo.checkpoint import read_policy
 from neuroevo.envs import make_env
 from neuroevo.rollout import evaluate
@@ -35,7 +38,7 @@ def evaluate_checkpoint(
                 f"{path}: the policy was trained on {record['env_id']} with {policy.obs_dim}-dim observations; "
                 f"{env_id} gives {env.obs_dim}"
             )
-        if env.single_action_space != action_space:
+        if not _same_action_space(env.single_action_space, action_space):
             raise ValueError(
                 f"{path}: the policy acts in {action_space} ({record['env_id']}); {env_id} expects "
                 f"{env.single_action_space}"
@@ -56,3 +59,12 @@ def evaluate_checkpoint(
         "std": float(returns.std(unbiased=False)),
         "returns": returns.tolist(),
     }
+
+
+def _same_action_space(a, b) -> bool:
+    """Equal kind, size and bounds (a Box's dtype may differ: actions are cast at the env boundary)."""
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return a.n == b.n and a.start == b.start
+    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+        return a.shape == b.shape and np.allclose(a.low, b.low) and np.allclose(a.high, b.high)
+    return False
