@@ -18,7 +18,8 @@ import torch
 
 from neuroevo.envs.base import VectorEnv
 from neuroevo.policies import ObsNormalizer, Policy, check_fits
-from neuroevo.policies.head import box_bounds
+from neuroevo.policies.head import apply_head, box_bounds
+from neuroevo.policies.normalizer import standardize
 
 # How often (in steps) the loop asks whether any episode is still running: each ask is a host sync.
 SYNC_EVERY = 8
@@ -54,7 +55,7 @@ class _Frozen(NamedTuple):
     obs_mean: torch.Tensor | None
     obs_std: torch.Tensor | None
     obs_clip: float
-    action_start: int
+    action_start: torch.Tensor | None
     action_low: torch.Tensor | None
     action_high: torch.Tensor | None
     action_shape: tuple[int, ...]
@@ -67,7 +68,7 @@ def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype) -> _Frozen:
         mean, std = (t.to(device) for t in normalizer.mean_std(dtype))
     if isinstance(space, gym.spaces.Box):
         low, high = box_bounds(space, device=device, dtype=dtype)
-    start = int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
+    start = torch.tensor(int(space.start), device=device) if isinstance(space, gym.spaces.Discrete) else None
     clip = normalizer.clip if normalizer is not None else 0.0
     return _Frozen(mean, std, clip, start, low, high, (env.num_envs, *space.shape))
 
@@ -86,12 +87,9 @@ def _step(policy, env, frozen: _Frozen, params, obs, alive, ret, length, obs_sum
         seen = torch.where(counted, obs, 0.0).to(torch.float64)
         obs_sums = obs_sums + torch.stack((counted.sum((0, 1)), seen.sum((0, 1)), (seen * seen).sum((0, 1))))
     if frozen.obs_mean is not None:
-        obs = ((obs - frozen.obs_mean) / frozen.obs_std).clamp(-frozen.obs_clip, frozen.obs_clip)
+        obs = standardize(obs, frozen.obs_mean, frozen.obs_std, frozen.obs_clip)
     raw = policy(params, obs)
-    if frozen.action_low is None:  # Discrete: the argmax of the logits
-        actions = (raw.argmax(-1) + frozen.action_start).reshape(frozen.action_shape)
-    else:  # Box: raw outputs clipped into the box
-        actions = torch.clamp(raw.reshape(frozen.action_shape), frozen.action_low, frozen.action_high)
+    actions = apply_head(raw, frozen.action_start, frozen.action_low, frozen.action_high).reshape(frozen.action_shape)
     obs, reward, terminated, truncated, _ = env.step(actions)
     ret = ret + torch.where(alive, reward.reshape(popsize, slots), 0.0)
     length = length + alive

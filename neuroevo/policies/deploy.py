@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from neuroevo.policies.base import Policy
-from neuroevo.policies.head import box_bounds, check_fits
-from neuroevo.policies.normalizer import ObsNormalizer
+from neuroevo.policies.head import apply_head, box_bounds, check_fits
+from neuroevo.policies.normalizer import ObsNormalizer, standardize
 
 
 class DeployedPolicy(nn.Module):
@@ -78,14 +78,12 @@ class DeployedPolicy(nn.Module):
         # Raw env observations are often float64; the network's weights are in obs_dtype.
         x = (obs.unsqueeze(0) if unbatched else obs).to(self.obs_dtype)
         if hasattr(self, "obs_mean"):
-            x = ((x - self.obs_mean) / self.obs_std).clamp(-self.obs_clip, self.obs_clip)
+            x = standardize(x, self.obs_mean, self.obs_std, self.obs_clip)
         raw = self.net(x)
         if hasattr(self, "action_start"):
-            actions = raw.argmax(-1) + self.action_start
-        else:
-            # The bounds carry the Box's shape: [B, prod(shape)] -> [B, *shape].
-            low, high = self.action_low, self.action_high
-            actions = torch.clamp(raw.reshape(raw.shape[:1] + low.shape), low, high)
+            actions = apply_head(raw, self.action_start)
+        else:  # the bounds carry the Box's shape: [B, prod(shape)] -> [B, *shape]
+            actions = apply_head(raw, None, self.action_low, self.action_high)
         return actions.squeeze(0) if unbatched else actions
 
     def extra_repr(self) -> str:

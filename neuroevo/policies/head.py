@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import gymnasium as gym
 import torch
@@ -36,6 +37,20 @@ def box_bounds(action_space: gym.spaces.Box, device=None, dtype=None) -> tuple[T
     return low, high
 
 
+def apply_head(
+    raw: Tensor, start: Optional[Tensor] = None, low: Optional[Tensor] = None, high: Optional[Tensor] = None  # noqa: UP045
+) -> Tensor:
+    """The head itself, on resolved constants: with Box bounds ``low`` / ``high``, clamp into them
+    ([..., prod(shape)] -> [..., *shape], the shape of ``low``); else argmax over the last dim +
+    ``start`` (Discrete: [..., n] -> [...] int64). The rollout and deployed modules call this with
+    constants resident on their device (``Optional`` rather than ``X | None``: TorchScript reads it)."""
+    if low is None or high is None:
+        if start is None:
+            raise ValueError("apply_head needs start (Discrete) or low and high (Box)")
+        return raw.argmax(-1) + start
+    return torch.clamp(raw.reshape(raw.shape[:-1] + low.shape), low, high)
+
+
 def to_env_action(raw: Tensor, action_space: gym.Space) -> Tensor:
     """Env actions from raw outputs. raw: [..., output_dim(space)] ->
     [...] int64 for ``Discrete`` (argmax + start), [..., *shape] in raw's dtype for ``Box`` (clamped)."""
@@ -45,9 +60,8 @@ def to_env_action(raw: Tensor, action_space: gym.Space) -> Tensor:
             f"raw outputs of shape {tuple(raw.shape)} should end in {dim} for {_describe(action_space)}"
         )
     if isinstance(action_space, gym.spaces.Discrete):
-        return raw.argmax(-1) + int(action_space.start)
-    low, high = box_bounds(action_space, device=raw.device, dtype=raw.dtype)
-    return torch.clamp(raw.reshape(*raw.shape[:-1], *action_space.shape), low, high)
+        return apply_head(raw, torch.tensor(int(action_space.start), device=raw.device))
+    return apply_head(raw, None, *box_bounds(action_space, device=raw.device, dtype=raw.dtype))
 
 
 def check_fits(

@@ -19,6 +19,12 @@ from torch import Tensor
 Stats = tuple[Tensor, Tensor, Tensor]  # count: [], mean: [obs_dim], m2: [obs_dim], float64
 
 
+def standardize(obs: Tensor, mean: Tensor, std: Tensor, clip) -> Tensor:
+    """``clamp((obs - mean) / std, -clip, clip)``: the normalization step, on resolved statistics (the
+    rollout and deployed modules call it with statistics frozen on their device)."""
+    return ((obs - mean) / std).clamp(-clip, clip)
+
+
 class ObsNormalizer:
     """``normalize(obs) = clamp((obs - mean) / sqrt(var + eps), -clip, clip)`` with running mean / var.
 
@@ -100,7 +106,7 @@ class ObsNormalizer:
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs of shape {tuple(obs.shape)} should end in obs_dim = {self.obs_dim}")
         mean, std = self.mean_std(obs.dtype)
-        return ((obs - mean.to(obs.device)) / std.to(obs.device)).clamp(-self.clip, self.clip)
+        return standardize(obs, mean.to(obs.device), std.to(obs.device), self.clip)
 
     def state_dict(self) -> dict[str, Tensor]:
         """Plain tensors (loadable with ``torch.load(weights_only=True)``)."""

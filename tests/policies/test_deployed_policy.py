@@ -83,3 +83,15 @@ def test_build_checks_fit():
         DeployedPolicy.build(policy, params[0], gym.spaces.Discrete(3), normalizer)
     with pytest.raises(ValueError, match="normalizer for obs_dim 5"):
         DeployedPolicy.build(policy, params[0], SPACES["discrete"], ObsNormalizer(5))
+
+
+@pytest.mark.parametrize("space, act_dim", [(gym.spaces.Box(-2.0, 2.0, (1,)), 1), (gym.spaces.Discrete(3, start=1), 3)])
+def test_deployed_policy_survives_torchscript_and_export(space, act_dim):
+    """What users do with a module they deploy: script it or export it, and get the same actions."""
+    policy = MLP(3, act_dim, hidden=(8,))
+    normalizer = ObsNormalizer(3)
+    normalizer.merge(ObsNormalizer.batch_stats(torch.randn(20, 3)))
+    module = DeployedPolicy.build(policy, policy.init_params(torch.Generator().manual_seed(0)), space, normalizer)
+    obs = torch.randn(6, 3)
+    assert torch.equal(torch.jit.script(module)(obs), module(obs))
+    assert torch.equal(torch.export.export(module, (obs,)).module()(obs), module(obs))
