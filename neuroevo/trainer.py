@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Trainer:
         self.solution = center.clone()
         self.solved = False
         self.history: list[dict[str, Any]] = []
+        self._warned_nonfinite = False
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -128,6 +130,14 @@ class Trainer:
         row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps}
         row.update(metrics)
         row["train/nonfinite_episodes"] = result.nonfinite_episodes
+        if result.nonfinite_episodes and not self._warned_nonfinite:
+            self._warned_nonfinite = True  # once per run; the metrics count every generation
+            warnings.warn(
+                f"{cfg.env.id}: {result.nonfinite_episodes} episodes of generation {self.generation} returned NaN or "
+                "infinite rewards; their members rank last (see train/nonfinite_episodes)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self.generation % cfg.run.eval_every == 0 or self._budget_spent():
             row.update(self._evaluate_solution())
         elapsed = time.perf_counter() - start

@@ -207,7 +207,8 @@ def test_nan_rewards_rank_last_and_are_counted(tmp_path, monkeypatch):
         return state, torch.where(torch.arange(len(reward)) == 0, float("nan"), reward), terminated
 
     monkeypatch.setattr(CartPole, "dynamics", nan_for_first_env)
-    result = Trainer(short_config(generations=2)).run()
+    with pytest.warns(RuntimeWarning, match="CartPole-v1: 1 episodes of generation 1 returned NaN or infinite"):
+        result = Trainer(short_config(generations=2)).run()
     assert result.history[0]["train/nonfinite_episodes"] == 1
     assert result.history[0]["train/nonfinite_fitness"] == 1
 
