@@ -104,6 +104,7 @@ class Trainer:
         self.solved = False
         self.history: list[dict[str, Any]] = []
         self._warned_nonfinite = False
+        self._best_record: dict[str, Any] | None = None
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -166,8 +167,10 @@ class Trainer:
         if mean > self.best_eval_return:
             self.best_eval_return = mean
             self.solution = center.clone()
+            # With the normalizer as it is now: the statistics this solution was evaluated with.
+            self._best_record = self._policy_record(center, mean)
             if self.run_dir is not None:
-                atomic_save(self._policy_record(center, mean), self.run_dir / "best_policy.pt")
+                atomic_save(self._best_record, self.run_dir / "best_policy.pt")
         if cfg.run.target is not None and mean >= cfg.run.target:
             self.solved = True
         return {
@@ -258,7 +261,7 @@ class Trainer:
             "solved": self.solved,
             "optimizer": self.optimizer.state_dict(),
             "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
-            "solution": self._policy_record(self.solution, self.best_eval_return),
+            "solution": self._best_record or self._policy_record(self.solution, self.best_eval_return),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -274,6 +277,7 @@ class Trainer:
         self.best_eval_return = float(state["best_eval_return"])
         self.last_eval_return = float(state["last_eval_return"])
         self.solved = bool(state["solved"])
+        self._best_record = state["solution"]
         self.solution = state["solution"]["params"].to(self.device)
 
     def save_checkpoint(self) -> Path:

@@ -125,10 +125,20 @@ def test_run_directory_contents_and_reference_evaluation(tmp_path):
         assert key in rows[-1]
     summary = evaluate_checkpoint(tmp_path, "CartPole-v1", episodes=5, backend="gymnasium")
     assert summary["episodes"] == 5 and len(summary["returns"]) == 5
-    # the checkpoint and the run directory name the same policy
+    # the checkpoint and the run directory name the same policy, with the normalizer it was evaluated with
     from_ckpt = load_policy(tmp_path / "checkpoints" / "last.pt")
     obs = torch.randn(7, 4)
     assert torch.equal(from_ckpt(obs), load_policy(tmp_path)(obs))
+
+
+def test_checkpoint_keeps_the_best_with_the_statistics_it_was_evaluated_with(tmp_path):
+    Trainer(short_config(generations=4), tmp_path).run()  # with this seed the best is generation 3 of 4
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    _, ckpt_params, _, ckpt_norm, _ = read_policy(tmp_path / "checkpoints" / "last.pt")
+    _, best_params, _, best_norm, best = read_policy(tmp_path)
+    assert best["info"]["eval_return"] == max(r["eval/return_mean"] for r in rows)
+    assert torch.equal(ckpt_params, best_params) and torch.equal(ckpt_norm.mean, best_norm.mean)
+    assert int(best_norm.count) == best["info"]["env_steps"]  # statistics as of the best's generation
 
 
 def test_continuous_task_with_normalizer_deploys_inside_the_box(tmp_path):
