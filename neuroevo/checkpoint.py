@@ -111,25 +111,28 @@ def read_policy(path: str | Path, module: nn.Module | None = None):
         record = record["solution"]
     elif record["format"] != POLICY_FORMAT:
         raise ValueError(f"{path}: holds {record['format']!r}, not a policy or checkpoint")
+    return (*unpack_policy_record(record, module, where=str(path)), record)
+
+
+def unpack_policy_record(record: dict[str, Any], module: nn.Module | None = None, where: str = "policy"):
+    """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record`."""
     spec = record["policy"]
     if spec.get("kind") == "module":
         if module is None:
-            raise ValueError(
-                f"{path}: the policy is a user nn.Module; pass it: load_policy(path, module=MyNet())"
-            )
+            raise ValueError(f"{where}: the policy is a user nn.Module; pass it: load_policy(path, module=MyNet())")
         policy = ModulePolicy(module, spec["obs_dim"])
     else:
         policy = policy_from_spec(spec)
     params = record["params"]
     if params.shape != (policy.num_params,):
         raise ValueError(
-            f"{path}: {params.numel()} parameters stored, but the {spec.get('kind')} policy needs {policy.num_params}"
+            f"{where}: {params.numel()} parameters stored, but the {spec.get('kind')} policy needs {policy.num_params}"
         )
     normalizer = None
     if record["normalizer"] is not None:
         normalizer = ObsNormalizer(policy.obs_dim)
         normalizer.load_state_dict(record["normalizer"])
-    return policy, params, space_from_dict(record["action_space"]), normalizer, record
+    return policy, params, space_from_dict(record["action_space"]), normalizer
 
 
 def load_policy(path: str | Path, module: nn.Module | None = None, device=None) -> DeployedPolicy:

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms import make_optimizer
-from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record
+from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record, unpack_policy_record
 from neuroevo.config import Config, config_from_dict
 from neuroevo.envs import make_env, resolve_device
-from neuroevo.policies import ObsNormalizer, Policy, check_fits, make_policy, output_dim
+from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits, make_policy, output_dim
 from neuroevo.rollout import evaluate
 from neuroevo.seeding import derive_seed
 
@@ -43,7 +43,8 @@ class TrainResult:
     interrupted: bool
     """stopped early by SIGINT / SIGTERM (after finishing and checkpointing the current generation)"""
     solution: torch.Tensor
-    """params [D] of the best evaluated solution"""
+    """params [D] of the best evaluated solution (``Trainer.best_policy()`` or ``load_policy(run_dir)``
+    pair them with the observation statistics they were evaluated with)"""
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -179,6 +180,13 @@ class Trainer:
             "eval/best_return": self.best_eval_return,
             "eval/env_steps": self.eval_env_steps,
         }
+
+    def best_policy(self) -> DeployedPolicy:
+        """The best evaluated solution so far as a deployable module, with the observation statistics
+        it was evaluated with (what ``best_policy.pt`` holds; also for runs without a directory)."""
+        record = self._best_record or self._policy_record(self.solution, self.best_eval_return)
+        policy, params, action_space, normalizer = unpack_policy_record(record, getattr(self.policy, "module", None))
+        return DeployedPolicy.build(policy, params, action_space, normalizer)
 
     def _policy_record(self, params: torch.Tensor, eval_return: float) -> dict[str, Any]:
         return policy_record(

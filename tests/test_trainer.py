@@ -132,13 +132,16 @@ def test_run_directory_contents_and_reference_evaluation(tmp_path):
 
 
 def test_checkpoint_keeps_the_best_with_the_statistics_it_was_evaluated_with(tmp_path):
-    Trainer(short_config(generations=4), tmp_path).run()  # with this seed the best is generation 3 of 4
+    trainer = Trainer(short_config(generations=4), tmp_path)
+    trainer.run()  # with this seed the best is generation 3 of 4
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     _, ckpt_params, _, ckpt_norm, _ = read_policy(tmp_path / "checkpoints" / "last.pt")
     _, best_params, _, best_norm, best = read_policy(tmp_path)
     assert best["info"]["eval_return"] == max(r["eval/return_mean"] for r in rows)
     assert torch.equal(ckpt_params, best_params) and torch.equal(ckpt_norm.mean, best_norm.mean)
     assert int(best_norm.count) == best["info"]["env_steps"]  # statistics as of the best's generation
+    obs = torch.randn(9, 4)
+    assert torch.equal(trainer.best_policy()(obs), load_policy(tmp_path)(obs))
 
 
 def test_continuous_task_with_normalizer_deploys_inside_the_box(tmp_path):
