@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Any
@@ -77,7 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from neuroevo.evaluation import evaluate_checkpoint
+    if args.video and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        # Headless: MuJoCo's software renderer, chosen before anything imports mujoco.
+        os.environ["MUJOCO_GL"] = "osmesa"
+    from neuroevo.evaluation import evaluate_checkpoint, record_video
 
     summary = evaluate_checkpoint(
         args.checkpoint, args.env, args.episodes, backend=args.backend, device=args.device, seed=args.seed
@@ -86,6 +90,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{summary['env_id']} ({summary['backend']}): mean return {summary['mean']:.2f} "
         f"+/- {summary['std']:.2f} over {summary['episodes']} episodes"
     )
+    if args.video:
+        video = record_video(args.checkpoint, args.video, args.env, seed=args.seed)
+        print(f"video: {video['path']}, {video['frames']} frames, return {video['return']:.2f}")
     return 0
 
 
@@ -142,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--video", metavar="PATH", help="also render one episode on gymnasium's env to PATH (.mp4)")
     ev.set_defaults(func=cmd_eval)
 
     from neuroevo import bench

@@ -30,6 +30,11 @@ class EnvConfig:
     """cap on episode length (default: the env's own time limit)"""
     threshold: float | None = None
     """return at which the task counts as solved (the card's reference number)"""
+    reward_shift: float = 0.0
+    """subtracted from every step's reward in training episodes, not in evaluations: ARS's removal of
+    the alive bonus (Mania et al. 2018), so that standing still is not rewarded"""
+    num_threads: int | None = None
+    """physics threads of the mujoco backend (default: the cores available)"""
 
 
 @dataclass

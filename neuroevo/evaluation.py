@@ -10,6 +10,7 @@ import numpy as np
 
 from neuroevo.checkpoint import read_policy
 from neuroevo.envs import make_env
+from neuroevo.policies import DeployedPolicy
 from neuroevo.rollout import evaluate
 
 
@@ -68,3 +69,48 @@ def _same_action_space(a, b) -> bool:
     if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
         return a.shape == b.shape and np.allclose(a.low, b.low) and np.allclose(a.high, b.high)
     return False
+
+
+def record_video(
+    path: str | Path,
+    out: str | Path,
+    env_id: str | None = None,
+    *,
+    seed: int = 0,
+    max_steps: int | None = None,
+    fps: int | None = None,
+) -> dict[str, Any]:
+    """Render one episode of the policy saved at ``path`` on gymnasium's env to a video file.
+
+    The deployed module (:func:`load_policy`) drives ``gymnasium.make(env_id, render_mode="rgb_array")``;
+    frames are written with imageio (``.mp4`` through imageio-ffmpeg, ``.gif`` also works). Headless
+    MuJoCo rendering needs ``MUJOCO_GL=egl`` (a GPU) or ``MUJOCO_GL=osmesa`` (CPU; Debian's libosmesa6)
+    set before mujoco is imported. Returns ``{"path", "frames", "return"}``.
+    """
+    import imageio
+    import torch
+
+    policy, params, action_space, normalizer, record = read_policy(path)
+    module = DeployedPolicy.build(policy, params, action_space, normalizer)
+    env_id = env_id or record["env_id"]
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", **({"max_episode_steps": max_steps} if max_steps else {}))
+    except gym.error.Error as err:
+        raise ValueError(f"cannot render {env_id!r}: {err}") from None
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames, total, done = [env.render()], 0.0, False
+        while not done:
+            with torch.no_grad():
+                action = module(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            frames.append(env.render())
+            total += float(reward)
+            done = terminated or truncated
+        fps = fps or int(env.metadata.get("render_fps", 30))
+    finally:
+        env.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(out, frames, fps=fps)
+    return {"path": str(out), "frames": len(frames), "return": total}

@@ -59,9 +59,10 @@ class _Frozen(NamedTuple):
     action_low: torch.Tensor | None
     action_high: torch.Tensor | None
     action_shape: tuple[int, ...]
+    reward_shift: float
 
 
-def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype) -> _Frozen:
+def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype, reward_shift: float) -> _Frozen:
     device, space = env.device, env.single_action_space
     mean = std = low = high = None
     if normalizer is not None:
@@ -70,7 +71,7 @@ def _frozen(env: VectorEnv, normalizer: ObsNormalizer | None, dtype) -> _Frozen:
         low, high = box_bounds(space, device=device, dtype=dtype)
     start = torch.tensor(int(space.start), device=device) if isinstance(space, gym.spaces.Discrete) else None
     clip = normalizer.clip if normalizer is not None else 0.0
-    return _Frozen(mean, std, clip, start, low, high, (env.num_envs, *space.shape))
+    return _Frozen(mean, std, clip, start, low, high, (env.num_envs, *space.shape), float(reward_shift))
 
 
 def _step(policy, env, frozen: _Frozen, params, obs, alive, ret, length, obs_sums):
@@ -91,7 +92,7 @@ def _step(policy, env, frozen: _Frozen, params, obs, alive, ret, length, obs_sum
     raw = policy(params, obs)
     actions = apply_head(raw, frozen.action_start, frozen.action_low, frozen.action_high).reshape(frozen.action_shape)
     obs, reward, terminated, truncated, _ = env.step(actions)
-    ret = ret + torch.where(alive, reward.reshape(popsize, slots), 0.0)
+    ret = ret + torch.where(alive, reward.reshape(popsize, slots) - frozen.reward_shift, 0.0)
     length = length + alive
     alive = alive & ~(terminated | truncated).reshape(popsize, slots)
     return obs, alive, ret, length, obs_sums
@@ -147,6 +148,7 @@ def evaluate(
     seed: int | torch.Tensor | None = None,
     collect_obs_stats: bool = False,
     compile: bool = False,
+    reward_shift: float = 0.0,
 ) -> Evaluation:
     """Run ``episodes`` episodes of each member of ``params`` [P, D] on ``env`` and average returns.
 
@@ -156,6 +158,7 @@ def evaluate(
     only, never on its slot in the batch. ``normalizer`` (frozen during the call) maps observations
     before the policy; with ``collect_obs_stats`` the observations of running episodes are summarized
     for merging into it afterwards. ``max_steps`` cuts episodes short (default: the env's time limit).
+    ``reward_shift`` is subtracted from every step's reward (ARS's alive-bonus removal; training only).
     ``compile`` runs the step through ``torch.compile`` (seconds to compile on the first call; it pays
     where the per-step work is many small operations, as on a GPU or for small batches on the CPU).
     """
@@ -171,7 +174,7 @@ def evaluate(
 
     device = env.device
     params = params.to(device)
-    frozen = _frozen(env, normalizer, params.dtype)
+    frozen = _frozen(env, normalizer, params.dtype, reward_shift)
     step = _compiled_step() if compile else _step
     obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
     ep_returns, ep_lengths = [], []

@@ -76,8 +76,9 @@ class Trainer:
         self.progress = progress
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
-        self.env = make_env(env_cfg.id, algo_cfg.popsize * env_cfg.episodes, self.device, env_cfg.backend)
-        self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, self.device, env_cfg.backend)
+        env_args = (self.device, env_cfg.backend, env_cfg.num_threads)
+        self.env = make_env(env_cfg.id, algo_cfg.popsize * env_cfg.episodes, *env_args)
+        self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
         obs_dim = self.env.obs_dim
         if policy is None:
             kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
@@ -97,6 +98,7 @@ class Trainer:
         self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
         self.generation = 0
         self.env_steps = 0
+        self.episodes = 0
         self.eval_env_steps = 0
         self.wall_time = 0.0
         self.best_eval_return = float("-inf")
@@ -123,13 +125,15 @@ class Trainer:
             seed=derive_seed(cfg.run.seed, self.generation),
             collect_obs_stats=self.normalizer is not None,
             compile=cfg.run.compile,
+            reward_shift=cfg.env.reward_shift,
         )
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None:
             self.normalizer.merge(result.obs_stats)
         self.generation += 1
         self.env_steps += result.env_steps
-        row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps}
+        self.episodes += result.episode_lengths.numel()
+        row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps, "episodes": self.episodes}
         row.update(metrics)
         row["train/nonfinite_episodes"] = result.nonfinite_episodes
         if result.nonfinite_episodes and not self._warned_nonfinite:
@@ -262,6 +266,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "generation": self.generation,
             "env_steps": self.env_steps,
+            "episodes": self.episodes,
             "eval_env_steps": self.eval_env_steps,
             "wall_time": self.wall_time,
             "best_eval_return": self.best_eval_return,
@@ -280,6 +285,7 @@ class Trainer:
             self.normalizer.load_state_dict(state["normalizer"])
         self.generation = int(state["generation"])
         self.env_steps = int(state["env_steps"])
+        self.episodes = int(state["episodes"])
         self.eval_env_steps = int(state["eval_env_steps"])
         self.wall_time = float(state["wall_time"])
         self.best_eval_return = float(state["best_eval_return"])

@@ -164,3 +164,12 @@ def test_compiled_step_matches_eager():
     assert torch.equal(compiled.episode_lengths, eager.episode_lengths)
     for a, b in zip(compiled.obs_stats, eager.obs_stats, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_reward_shift_is_subtracted_per_step_of_running_episodes():
+    policy = Linear(4, 2)
+    params = population(policy, 3, seed=6)
+    plain = evaluate(policy, params, make_env("CartPole-v1", 3, "cpu"), seed=2)
+    shifted = evaluate(policy, params, make_env("CartPole-v1", 3, "cpu"), seed=2, reward_shift=1.0)
+    assert torch.equal(shifted.episode_lengths, plain.episode_lengths)
+    torch.testing.assert_close(shifted.returns, plain.returns - plain.episode_lengths[:, 0].float())

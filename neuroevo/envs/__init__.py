@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium as gym
 import torch
 
 from neuroevo.envs.base import TorchVectorEnv, VectorEnv
 from neuroevo.envs.classic import TORCH_ENVS
 from neuroevo.envs.gym_backend import GymVectorEnv
+from neuroevo.envs.mujoco import MUJOCO_ENVS
 
-BACKENDS = ("auto", "torch", "gymnasium")
+BACKENDS = ("auto", "torch", "mujoco", "gymnasium")
 
 
 def default_device() -> torch.device:
@@ -33,30 +36,57 @@ def resolve_device(device=None) -> torch.device:
     return device
 
 
-def make_env(env_id: str, num_envs: int, device=None, backend: str = "auto", **kwargs) -> VectorEnv:
+def _mujoco_available() -> bool:
+    return importlib.util.find_spec("mujoco") is not None
+
+
+def resolve_backend(env_id: str, backend: str = "auto") -> str:
+    """The backend ``make_env`` uses: for ``"auto"``, torch-native where there is one, then the
+    batched MuJoCo envs (when the mujoco package is installed), else gymnasium."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    if env_id in TORCH_ENVS:
+        return "torch"
+    if env_id in MUJOCO_ENVS and _mujoco_available():
+        return "mujoco"
+    return "gymnasium"
+
+
+def make_env(
+    env_id: str, num_envs: int, device=None, backend: str = "auto", num_threads: int | None = None, **kwargs
+) -> VectorEnv:
     """A batched env of ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
 
     Args:
         backend: ``"torch"`` (torch-native, GPU-resident: CartPole-v1, Pendulum-v1, Acrobot-v1,
-            MountainCarContinuous-v0), ``"gymnasium"`` (any registered gymnasium id through
-            ``gymnasium.vector``), or ``"auto"`` (torch where available, else gymnasium).
+            MountainCarContinuous-v0), ``"mujoco"`` (gymnasium's -v5 MuJoCo tasks stepped on a
+            thread pool: Swimmer, Hopper, HalfCheetah, Walker2d, Ant, Humanoid, InvertedPendulum,
+            InvertedDoublePendulum, Reacher), ``"gymnasium"`` (any registered gymnasium id through
+            ``gymnasium.vector``), or ``"auto"`` (see :func:`resolve_backend`).
         device: where observations, rewards and flags live (and where torch-native envs compute);
             default: the GPU where there is one.
-        kwargs: passed to the backend (e.g. ``dtype`` for torch envs, ``vectorization_mode`` or env
-            arguments for gymnasium).
+        num_threads: physics threads of the mujoco backend (default: the cores available; the other
+            backends do not use it).
+        kwargs: passed to the backend (e.g. ``dtype`` for torch and mujoco envs, ``vectorization_mode``
+            or env arguments for gymnasium).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    backend = resolve_backend(env_id, backend)
     if num_envs <= 0:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
     device = resolve_device(device)
-    if backend == "torch" or (backend == "auto" and env_id in TORCH_ENVS):
+    if backend == "torch":
         if env_id not in TORCH_ENVS:
             raise ValueError(
                 f"no torch-native env {env_id!r}; the torch backend has {', '.join(TORCH_ENVS)} "
                 "(use backend='gymnasium' for other ids)"
             )
         return TORCH_ENVS[env_id](num_envs, device=device, **kwargs)
+    if backend == "mujoco":
+        if env_id not in MUJOCO_ENVS:
+            raise ValueError(f"no batched MuJoCo env {env_id!r}; the mujoco backend has {', '.join(MUJOCO_ENVS)}")
+        return MUJOCO_ENVS[env_id](num_envs, device=device, num_threads=num_threads, **kwargs)
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown env id {env_id!r}: neither a torch-native env ({', '.join(TORCH_ENVS)}) "
@@ -72,5 +102,8 @@ __all__ = [
     "TorchVectorEnv",
     "VectorEnv",
     "default_device",
+    "MUJOCO_ENVS",
     "make_env",
+    "resolve_backend",
+    "resolve_device",
 ]

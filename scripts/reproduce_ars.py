@@ -1,0 +1,116 @@
+"""Reproduce a row of Mania et al. (2018), Table 1, on this machine: ARS V2-t with linear policies on the
+MuJoCo locomotion tasks (gymnasium's -v5 envs on neuroevo's mujoco backend), several seeds.
+
+    .venv/bin/pip install -e ".[plots]"
+    .venv/bin/python scripts/reproduce_ars.py --tasks Swimmer-v5,Hopper-v5,HalfCheetah-v5 --seeds 0,1,2 \\
+        --out results/ars_mujoco
+
+Each run uses its task card (envs/<task>.toml: the paper's step size, directions, top directions, noise
+and reward shift) and stops at the card's threshold or after ``--budget`` times the paper's median
+number of episodes. Writes, per task, ``<task>.json`` (evaluated return of the center against training
+episodes and env steps, per seed, and the episodes each seed needed to reach the threshold) and one
+``ars_mujoco.png`` with a panel per task (median over seeds and their range, against episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from neuroevo import Trainer, resolve_config
+
+# Mania et al. (2018), Table 1: median episodes of ARS V2-t to reach the threshold on the -v1 envs.
+PAPER_MEDIAN_EPISODES = {
+    "Swimmer-v5": 427,
+    "Hopper-v5": 1973,
+    "HalfCheetah-v5": 1707,
+    "Walker2d-v5": 24000,
+    "Ant-v5": 20800,
+    "Humanoid-v5": 142600,
+}
+
+
+def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: Path) -> dict:
+    """One ARS V2-t run; the evaluated return of the center against training episodes and env steps."""
+    card = resolve_config(task)
+    popsize = card.ars.popsize * card.env.episodes
+    generations = max(1, round(budget * PAPER_MEDIAN_EPISODES[task] / popsize))
+    overrides = {"run": {"algo": "ars", "seed": seed, "device": "cpu", "generations": generations},
+                 "env": {"num_threads": threads}}
+    trainer = Trainer(resolve_config(task, overrides), run_dir)
+    result = trainer.run()
+    curve = [
+        {"episodes": row["episodes"], "env_steps": row["env_steps"], "return": row["eval/return_mean"]}
+        for row in result.history
+        if "eval/return_mean" in row
+    ]
+    reached = next((p["episodes"] for p in curve if p["return"] >= card.env.threshold), None)
+    return {"seed": seed, "curve": curve, "episodes_to_threshold": reached, "wall_s": result.wall_time,
+            "final_return": result.final_eval_return, "best_return": result.best_eval_return}
+
+
+def plot(results: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    for ax, (task, res) in zip(axes[0], results.items(), strict=True):
+        for run in res["runs"]:
+            xs = [p["episodes"] for p in run["curve"]]
+            ys = [p["return"] for p in run["curve"]]
+            ax.plot(xs, ys, lw=1, alpha=0.8, label=f"seed {run['seed']}")
+        ax.axhline(res["threshold"], color="k", ls="--", lw=1, label="paper threshold")
+        ax.axvline(res["paper_median_episodes"], color="gray", ls=":", lw=1, label="paper median episodes")
+        ax.set_title(task)
+        ax.set_xlabel("training episodes")
+        ax.set_ylabel("evaluated return")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="Swimmer-v5,Hopper-v5,HalfCheetah-v5,Walker2d-v5")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budget", type=float, default=3.0, help="episode budget, in paper medians")
+    parser.add_argument("--threads", type=int, default=None, help="physics threads (default: all cores)")
+    parser.add_argument("--out", default="results/ars_mujoco")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for task in args.tasks.split(","):
+        if task not in PAPER_MEDIAN_EPISODES:
+            raise SystemExit(f"no paper figures for {task}; choose from {', '.join(PAPER_MEDIAN_EPISODES)}")
+        card = resolve_config(task)
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed)))
+                print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
+        reached = [r["episodes_to_threshold"] for r in runs if r["episodes_to_threshold"] is not None]
+        results[task] = {
+            "threshold": card.env.threshold,
+            "paper_median_episodes": PAPER_MEDIAN_EPISODES[task],
+            "seeds_reaching_threshold": len(reached),
+            "median_episodes_to_threshold": statistics.median(reached) if len(reached) * 2 > len(runs) else None,
+            "hyperparameters": {"ars": vars(card.ars), "reward_shift": card.env.reward_shift},
+            "runs": runs,
+        }
+        (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
+    plot(results, out / "ars_mujoco.png")
+    print(f"\n{'task':16} {'threshold':>9} {'reached':>8} {'median episodes':>16} {'paper (-v1)':>12}")
+    for task, res in results.items():
+        median = res["median_episodes_to_threshold"]
+        print(f"{task:16} {res['threshold']:>9g} {res['seeds_reaching_threshold']:>4}/{len(res['runs']):<3} "
+              f"{median if median is not None else 'not reached':>16} {res['paper_median_episodes']:>12,}")
+
+
+if __name__ == "__main__":
+    main()

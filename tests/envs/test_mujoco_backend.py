@@ -1,0 +1,104 @@
+"""The mujoco backend's machinery, on Hopper-v5: threads, masks, bad input, make_env integration."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuroevo.envs import make_env, resolve_backend
+from neuroevo.envs.mujoco import MUJOCO_ENVS
+
+
+def test_make_env_picks_the_mujoco_backend_for_v5_tasks():
+    assert resolve_backend("Hopper-v5") == "mujoco"
+    assert resolve_backend("CartPole-v1") == "torch"
+    env = make_env("Hopper-v5", 3, "cpu", num_threads=2)
+    assert type(env) is MUJOCO_ENVS["Hopper-v5"] and env.num_threads == 2
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (3, 11) and obs.dtype == torch.float32
+    with pytest.raises(ValueError, match="no batched MuJoCo env 'Pusher-v5'"):
+        make_env("Pusher-v5", 2, backend="mujoco")
+    with pytest.raises(ValueError, match="num_threads must be positive"):
+        make_env("Hopper-v5", 2, backend="mujoco", num_threads=0)
+
+
+def test_thread_count_does_not_change_results():
+    actions = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (50, 5, 3)), dtype=torch.float32)
+    runs = []
+    for threads in (1, 2):
+        env = make_env("Hopper-v5", 5, "cpu", num_threads=threads)
+        obs, _ = env.reset(seed=3)
+        trace = [obs]
+        for a in actions:
+            trace.append(env.step(a)[0])
+        runs.append(torch.stack(trace))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_start_state_depends_on_the_seed_not_the_slot():
+    a = make_env("Hopper-v5", 3, "cpu")
+    b = make_env("Hopper-v5", 1, "cpu")
+    obs_a, _ = a.reset(seed=10)
+    obs_b, _ = b.reset(seed=12)
+    assert torch.equal(obs_a[2], obs_b[0])
+    again, _ = a.reset(seed=10)
+    assert torch.equal(again, obs_a)
+
+
+def test_finished_episodes_are_frozen_until_reset():
+    env = make_env("Hopper-v5", 2, "cpu")
+    env.reset(seed=0)
+    push = torch.tensor([[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]])
+    for _ in range(200):
+        obs, reward, terminated, truncated, _ = env.step(push)
+        if terminated[0]:
+            break
+    assert terminated[0] and not terminated[1]
+    frozen = obs[0].clone()
+    qpos = env.datas[0].qpos.copy()
+    obs, reward, terminated, _, _ = env.step(push)
+    assert torch.equal(obs[0], frozen) and reward[0] == 0 and terminated[0]
+    assert np.array_equal(env.datas[0].qpos, qpos)  # not stepped
+    obs, _ = env.reset(options={"reset_mask": torch.tensor([True, False])})
+    assert not torch.equal(obs[0], frozen)
+    _, _, terminated, _, _ = env.step(push)
+    assert not terminated[0]
+
+
+def test_truncation_at_the_time_limit():
+    env = make_env("InvertedPendulum-v5", 1, "cpu")
+    env.max_episode_steps = 5  # a short limit, same mechanism as the registered 1000
+    env.reset(seed=0)
+    flags = [env.step(torch.zeros(1, 1))[3].item() for _ in range(5)]
+    assert flags == [False, False, False, False, True]
+
+
+def test_nonfinite_actions_are_zeroed_and_counted():
+    env = make_env("Hopper-v5", 2, "cpu")
+    env.reset(seed=0)
+    twin = make_env("Hopper-v5", 2, "cpu")
+    twin.reset(seed=0)
+    bad = torch.tensor([[float("nan"), 0.5, float("inf")], [0.1, 0.2, 0.3]])
+    obs, reward, _, _, info = env.step(bad)
+    clean = torch.tensor([[0.0, 0.5, 0.0], [0.1, 0.2, 0.3]])
+    obs_twin, _, _, _, _ = twin.step(clean)
+    assert info["nonfinite_actions"].tolist() == [True, False]
+    assert torch.equal(obs, obs_twin) and torch.isfinite(obs).all() and torch.isfinite(reward).all()
+
+
+def test_wrong_action_shape_is_a_clear_error():
+    env = make_env("Hopper-v5", 2, "cpu")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"Hopper-v5: actions of shape \(2, 4\) do not fit"):
+        env.step(torch.zeros(2, 4))
+
+
+def test_physics_divergence_ends_only_that_env_with_nan_reward():
+    env = make_env("Hopper-v5", 2, "cpu")
+    env.reset(seed=0)
+    env.datas[0].qvel[:] = 1e30  # an exploding state, as an unstable controller would produce
+    obs, reward, terminated, _, info = env.step(torch.zeros(2, 3))
+    assert info["diverged"].tolist() == [True, False]
+    assert terminated[0] and torch.isnan(reward[0])
+    assert not terminated[1] and torch.isfinite(reward[1])
+    _, reward, _, _, _ = env.step(torch.zeros(2, 3))  # the batch goes on
+    assert torch.isfinite(reward[1])
