@@ -26,6 +26,29 @@ bandwidth that the same device achieves in the same run:
 The bound is the larger of the two, so the percentage is never flattered. A population that fits in
 the last-level cache (P = 1,024 is 19 MB) can exceed 100%.
 
+Part 3, ``--env TASK[,TASK...]`` (MuJoCo -v5 ids; replaces Parts 1 and 2 unless CartPole-v1 is listed
+too): population evaluation of P = ``--popsize`` members, one episode each, against the physics limit.
+The members are small random policies, params ~ N(0, NOISE_STD^2) (linear, and MLP(64, 64) with tanh),
+so episode lengths vary as in an early population (Humanoid falls within ~25 steps, HalfCheetah never
+terminates). The same members are evaluated by
+
+- ``mujoco``: our backend, ``rollout.evaluate`` on ``--physics-threads`` stepping threads (each ``--device``);
+- ``gymnasium``: the same ``evaluate`` through gymnasium's ``SyncVectorEnv`` (one core);
+- ``evotorch``: EvoTorch's ``GymNE`` (if installed) evaluating a ``SolutionBatch`` of the same members
+  (translated to ``nn.Linear``'s layout, checked to compute the same actions), on ``--physics-threads``
+  Ray actors (in-process for 1); its env steps are its ``interaction_count``.
+
+The physics limit is measured in the same run on the same episodes: the first members are replayed
+PHYSICS_ENVS at a time from their evaluation seeds on one thread, and before every env step each running
+env's ``mj_step(model, data, nstep=frame_skip)`` is repeated on a copy of its ``MjData`` with the same
+controls, alone under the clock (the copy, the policy and the env's own step are outside it). That gives
+raw physics steps/s on one core for exactly the states the evaluation visits (this matters: a Humanoid
+lying on the floor costs twice as much per step as one standing, and evaluated Humanoids rarely get to
+lie down). The limit is that rate / frame skip env steps/s on one core, times the cores available for all
+of them. It covers ``mj_step`` only; the envs also run ``mj_rnePostConstraint`` each step, as gymnasium
+does. Each row reports its % of both limits; the issue's goal is ``mujoco`` >= TARGET_PHYSICS_PERCENT of
+the all-cores limit (gymnasium reaches ~50% and EvoTorch ~43% of the one-core limit).
+
 Timing: ``time.perf_counter()`` around the measured calls, with ``torch.cuda.synchronize()`` before
 and after on CUDA; every figure is the median over ``--repeats`` repeats. A repeat of Part 2 or of a
 bandwidth measurement loops the call for at least ``MIN_REPEAT_S`` seconds, calibrated by a warm-up.
@@ -82,6 +105,14 @@ QUICK = {
     "min_repeat_s": 0.02,
 }
 DEFAULT_REPEATS = 3
+
+# Part 3 (MuJoCo)
+CARTPOLE_IDS = (ENV_ID,)  # --env ids that select Parts 1 and 2
+MUJOCO_POPSIZE = 64  # members P, one episode each, for every backend
+MUJOCO_QUICK = {"popsize": 4, "max_steps": 50, "physics_min_s": 0.05}
+PHYSICS_ENVS = 8  # members replayed side by side (on one thread) while the physics is timed
+PHYSICS_MIN_S = 1.0  # each repeat of the physics limit times at least this much mj_step
+TARGET_PHYSICS_PERCENT = 85.0  # the issue's goal for the mujoco backend, % of the all-cores limit
 
 
 # -- arguments ---------------------------------------------------------------------------------------
@@ -146,6 +177,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the params and the episodes")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for the run (default: torch's own)"
+    )
+    parser.add_argument(
+        "--env",
+        type=_str_list,
+        default=None,
+        help="comma-separated env ids: CartPole-v1 (Parts 1 and 2, the default) and/or MuJoCo -v5 tasks "
+        "(Part 3), e.g. Hopper-v5,HalfCheetah-v5,Ant-v5,Humanoid-v5",
+    )
+    parser.add_argument(
+        "--popsize", type=int, default=None, help=f"Part 3: members, one episode each (default: {MUJOCO_POPSIZE})"
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="Part 3: episode length cap (default: the task's time limit)"
+    )
+    parser.add_argument(
+        "--physics-threads",
+        type=int,
+        default=None,
+        help="Part 3: mujoco backend stepping threads and EvoTorch Ray actors (default: the cores available)",
+    )
+    parser.add_argument(
+        "--no-evotorch", action="store_true", help="Part 3: skip the EvoTorch GymNE row even if it is installed"
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes and one repeat: a check that it runs"

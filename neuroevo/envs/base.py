@@ -52,6 +52,31 @@ class VectorEnv:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         raise NotImplementedError
 
+    # -- seeding shared by the backends that draw their own start states --------------------------
+    def _init_seeds(self, device) -> None:
+        """Unseeded envs draw their seeds from torch's global RNG; episode k of env i starts from the
+        counter-based stream (seed_i, k)."""
+        seed0 = int(torch.randint(0, 2**62, (1,)).item())
+        self._seeds = seeds_tensor(seed0, self.num_envs).to(device)
+        self._resets = torch.zeros(self.num_envs, dtype=torch.int64, device=device)
+        self._reset_once = False
+
+    def _reset_bookkeeping(self, seed, options: dict | None):
+        """Reseed (``seed`` given) or advance the reset counters; returns the ``reset_mask`` and
+        ``state`` options (or None), refusing any other option."""
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        state = options.pop("state", None)
+        if options:
+            raise ValueError(f"{self.spec_id}: unknown reset options {sorted(options)}")
+        if seed is not None:
+            self._seeds = seeds_tensor(seed, self.num_envs).to(self._seeds.device)
+            self._resets = torch.zeros_like(self._resets)
+        elif self._reset_once:
+            self._resets = self._resets + 1
+        self._reset_once = True
+        return mask, state
+
     def check_actions(self, actions: torch.Tensor) -> None:
         """Raise a one-line ``ValueError`` if ``actions`` does not fit the batched action space."""
         space = self.single_action_space
@@ -116,9 +141,7 @@ class TorchVectorEnv(VectorEnv):
         self.max_episode_steps = max_episode_steps
         self.state: torch.Tensor | None = None
         self.elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-        seed0 = int(torch.randint(0, 2**62, (1,)).item())  # unseeded envs draw from torch's global RNG
-        self._seeds = seeds_tensor(seed0, self.num_envs).to(self.device)
-        self._resets = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self._init_seeds(self.device)
 
     # -- the three pure functions each env defines --------------------------------------------------
     def initial_state(self, u: torch.Tensor) -> torch.Tensor:
@@ -132,16 +155,7 @@ class TorchVectorEnv(VectorEnv):
 
     # -- gymnasium's vector API --------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        given = options.pop("state", None)
-        if options:
-            raise ValueError(f"{self.spec_id}: unknown reset options {sorted(options)}")
-        if seed is not None:
-            self._seeds = seeds_tensor(seed, self.num_envs).to(self.device)
-            self._resets = torch.zeros_like(self._resets)
-        elif self.state is not None:
-            self._resets = self._resets + 1
+        mask, given = self._reset_bookkeeping(seed, options)
         if given is not None:
             new_state = torch.as_tensor(given, dtype=self.dtype, device=self.device).reshape(self.num_envs, -1)
         else:

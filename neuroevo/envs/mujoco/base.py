@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from neuroevo.envs.base import VectorEnv, seeds_tensor
+from neuroevo.envs.base import VectorEnv
 from neuroevo.seeding import hash_uniform
 
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
@@ -109,10 +109,7 @@ class MujocoVectorEnv(VectorEnv):
         self._truncated = np.zeros(self.num_envs, dtype=bool)
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._obs = np.zeros((self.num_envs, self.obs_dim_))
-        seed0 = int(torch.randint(0, 2**62, (1,)).item())  # unseeded envs draw from torch's global RNG
-        self._seeds = seeds_tensor(seed0, self.num_envs)
-        self._resets = torch.zeros(self.num_envs, dtype=torch.int64)
-        self._reset_once = False
+        self._init_seeds("cpu")  # start states are drawn on the CPU, where the physics runs
         bad = mujoco.mjtWarning
         self._bad_warnings = [int(w) for w in (bad.mjWARN_BADQACC, bad.mjWARN_BADQPOS, bad.mjWARN_BADQVEL)]
         low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
@@ -164,17 +161,7 @@ class MujocoVectorEnv(VectorEnv):
 
     # -- gymnasium's vector API --------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        state = options.pop("state", None)
-        if options:
-            raise ValueError(f"{self.spec_id}: unknown reset options {sorted(options)}")
-        if seed is not None:
-            self._seeds = seeds_tensor(seed, self.num_envs)
-            self._resets = torch.zeros_like(self._resets)
-        elif self._reset_once:
-            self._resets = self._resets + 1
-        self._reset_once = True
+        mask, state = self._reset_bookkeeping(seed, options)
         mask = np.ones(self.num_envs, dtype=bool) if mask is None else np.asarray(torch.as_tensor(mask).cpu(), bool)
         if state is not None:
             qpos, qvel = (
