@@ -9,7 +9,7 @@ Each run uses its task card (envs/<task>.toml: the paper's step size, directions
 and reward shift) and stops at the card's threshold or after ``--budget`` times the paper's median
 number of episodes. Writes, per task, ``<task>.json`` (evaluated return of the center against training
 episodes and env steps, per seed, and the episodes each seed needed to reach the threshold) and one
-``ars_mujoco.png`` with a panel per task (median over seeds and their range, against episodes).
+``ars_mujoco.png`` with a panel per task measured in ``--out`` (each seed's curve against episodes).
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def main() -> None:
             "runs": runs,
         }
         (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
-    plot(results, out / "ars_mujoco.png")
+    # one figure for every task measured so far in --out, this invocation's and earlier ones'
+    measured = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+    plot({task: measured[task] for task in PAPER_MEDIAN_EPISODES if task in measured}, out / "ars_mujoco.png")
     print(f"\n{'task':16} {'threshold':>9} {'reached':>8} {'median episodes':>16} {'paper (-v1)':>12}")
     for task, res in results.items():
         median = res["median_episodes_to_threshold"]
