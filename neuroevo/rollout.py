@@ -8,6 +8,7 @@ compacting the batch), and its rewards stop counting.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -136,6 +137,19 @@ def _run_round(step, policy, params, env, frozen, seeds, horizon, obs_sums):
     return ret, length, obs_sums
 
 
+@contextlib.contextmanager
+def _single_torch_thread():
+    """torch's CPU ops on one thread for a while. Beside an env that steps on its own CPU threads (the
+    mujoco backend), torch's OpenMP workers spin-wait between ops and take the cores the physics needs:
+    Humanoid-v5, 64 envs on 2 cores went from 5.4k to 9.0k env steps/s with this."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @torch.no_grad()
 def evaluate(
     policy: Policy,
@@ -178,11 +192,13 @@ def evaluate(
     step = _compiled_step() if compile else _step
     obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
     ep_returns, ep_lengths = [], []
-    for r in range(rounds):
-        round_seeds = seeds[:, r * slots : (r + 1) * slots]
-        ret, length, obs_sums = _run_round(step, policy, params, env, frozen, round_seeds, horizon, obs_sums)
-        ep_returns.append(ret)
-        ep_lengths.append(length)
+    physics_on_cpu = env.physics_threads > 1 and params.device.type == "cpu"
+    with _single_torch_thread() if physics_on_cpu else contextlib.nullcontext():
+        for r in range(rounds):
+            round_seeds = seeds[:, r * slots : (r + 1) * slots]
+            ret, length, obs_sums = _run_round(step, policy, params, env, frozen, round_seeds, horizon, obs_sums)
+            ep_returns.append(ret)
+            ep_lengths.append(length)
     ep_returns, ep_lengths = torch.cat(ep_returns, 1), torch.cat(ep_lengths, 1)
 
     # Padding slots took real steps and saw real observations: they count as env steps and stats.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 from pathlib import Path
@@ -50,6 +51,14 @@ def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: 
     reached = next((p["episodes"] for p in curve if p["return"] >= card.env.threshold), None)
     return {"seed": seed, "curve": curve, "episodes_to_threshold": reached, "wall_s": result.wall_time,
             "final_return": result.final_eval_return, "best_return": result.best_eval_return}
+
+
+def median_episodes(runs: list[dict]) -> float | None:
+    """Median over all seeds of the episodes to the threshold, a seed that never reached it counting
+    as infinitely many (as the paper's medians do); None when that median is not reached."""
+    episodes = sorted(math.inf if r["episodes_to_threshold"] is None else r["episodes_to_threshold"] for r in runs)
+    median = statistics.median(episodes)
+    return None if math.isinf(median) else median
 
 
 def plot(results: dict[str, dict], path: Path) -> None:
@@ -99,7 +108,7 @@ def main() -> None:
             "threshold": card.env.threshold,
             "paper_median_episodes": PAPER_MEDIAN_EPISODES[task],
             "seeds_reaching_threshold": len(reached),
-            "median_episodes_to_threshold": statistics.median(reached) if len(reached) * 2 > len(runs) else None,
+            "median_episodes_to_threshold": median_episodes(runs),
             "hyperparameters": {"ars": vars(card.ars), "reward_shift": card.env.reward_shift},
             "runs": runs,
         }

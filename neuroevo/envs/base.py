@@ -31,6 +31,8 @@ class VectorEnv:
     single_observation_space: gym.Space
     single_action_space: gym.Space
     metadata: dict[str, Any] = {}
+    #: CPU threads the env steps on besides the caller's (the mujoco backend's pool), 0 for none
+    physics_threads: int = 0
 
     def _init_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.single_observation_space = observation_space

@@ -102,6 +102,7 @@ class MujocoVectorEnv(VectorEnv):
         self.dt = self.model.opt.timestep * self.frame_skip
         self.num_threads = min(num_threads or default_threads(), self.num_envs)
         self._pool = ThreadPoolExecutor(self.num_threads) if self.num_threads > 1 else None
+        self.physics_threads = self.num_threads if self._pool is not None else 0
         self._fields = tuple(dict.fromkeys(("qpos", "qvel", *self.fields)))
         self.now = {f: np.zeros((self.num_envs, *getattr(self.datas[0], f).shape)) for f in self._fields}
         self._running = np.zeros(self.num_envs, dtype=bool)
