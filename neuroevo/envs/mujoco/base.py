@@ -101,7 +101,7 @@ class MujocoVectorEnv(VectorEnv):
         self.init_qvel = self.datas[0].qvel.copy()
         self.dt = self.model.opt.timestep * self.frame_skip
         self.num_threads = min(num_threads or default_threads(), self.num_envs)
-        self._pool = ThreadPoolExecutor(self.num_threads) if self.num_threads > 1 else None
+        self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
         self.physics_threads = self.num_threads if self._pool is not None else 0
         self._fields = tuple(dict.fromkeys(("qpos", "qvel", *self.fields)))
         self.now = {f: np.zeros((self.num_envs, *getattr(self.datas[0], f).shape)) for f in self._fields}
@@ -112,7 +112,7 @@ class MujocoVectorEnv(VectorEnv):
         self._obs = np.zeros((self.num_envs, self.obs_dim_))
         self._init_seeds("cpu")  # start states are drawn on the CPU, where the physics runs
         bad = mujoco.mjtWarning
-        self._bad_warnings = [int(w) for w in (bad.mjWARN_BADQACC, bad.mjWARN_BADQPOS, bad.mjWARN_BADQVEL)]
+        self._bad_warnings = np.array([int(w) for w in (bad.mjWARN_BADQACC, bad.mjWARN_BADQPOS, bad.mjWARN_BADQVEL)])
         low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
         obs_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim_,), dtype=np.float64)
         self._init_spaces(obs_space, gym.spaces.Box(low=low, high=high, dtype=np.float32))
@@ -141,15 +141,15 @@ class MujocoVectorEnv(VectorEnv):
 
     def _step_chunk(self, indices: np.ndarray, ctrl: np.ndarray, diverged: np.ndarray) -> None:
         mujoco = self._mujoco
+        bad = self._bad_warnings
         for i in indices:
             data = self.datas[i]
-            before = [data.warning[w].number for w in self._bad_warnings]
+            before = data.warning.number[bad]
             data.ctrl[:] = ctrl[i]
             mujoco.mj_step(self.model, data, nstep=self.frame_skip)
             # force-related quantities (cfrc_ext, ...) are only computed on request, as gymnasium does
             mujoco.mj_rnePostConstraint(self.model, data)
-            after = [data.warning[w].number for w in self._bad_warnings]
-            diverged[i] = after != before or not (np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all())
+            diverged[i] = (data.warning.number[bad] != before).any()  # MuJoCo reset the state: unstable
             self._gather(i)
 
     def _map(self, fn, indices: np.ndarray, *args) -> None:
@@ -157,7 +157,10 @@ class MujocoVectorEnv(VectorEnv):
             fn(indices, *args)
             return
         chunks = np.array_split(indices, min(self.num_threads, len(indices)))
-        for future in [self._pool.submit(fn, chunk, *args) for chunk in chunks]:
+        # The calling thread takes the first chunk itself instead of idling until the pool is done.
+        futures = [self._pool.submit(fn, chunk, *args) for chunk in chunks[1:]]
+        fn(chunks[0], *args)
+        for future in futures:
             future.result()
 
     # -- gymnasium's vector API --------------------------------------------------------------------
@@ -202,6 +205,8 @@ class MujocoVectorEnv(VectorEnv):
         before = {f: v.copy() for f, v in self.now.items()}
         diverged = np.zeros(self.num_envs, dtype=bool)
         self._map(self._step_chunk, running, action, diverged)
+        diverged |= ~(np.isfinite(self.now["qpos"]).all(axis=1) & np.isfinite(self.now["qvel"]).all(axis=1))
+        diverged &= self._running
 
         reward, terminated, terms = self.reward(before, self.now, action)
         obs = self.observe(self.now)
