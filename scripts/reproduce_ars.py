@@ -53,6 +53,18 @@ def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: 
             "final_return": result.final_eval_return, "best_return": result.best_eval_return}
 
 
+def summarize(card, task: str, runs: list[dict]) -> dict:
+    reached = [r["episodes_to_threshold"] for r in runs if r["episodes_to_threshold"] is not None]
+    return {
+        "threshold": card.env.threshold,
+        "paper_median_episodes": PAPER_MEDIAN_EPISODES[task],
+        "seeds_reaching_threshold": len(reached),
+        "median_episodes_to_threshold": median_episodes(runs),
+        "hyperparameters": {"ars": vars(card.ars), "reward_shift": card.env.reward_shift},
+        "runs": runs,
+    }
+
+
 def median_episodes(runs: list[dict]) -> float | None:
     """Median over all seeds of the episodes to the threshold, a seed that never reached it counting
     as infinitely many (as the paper's medians do); None when that median is not reached."""
@@ -103,16 +115,9 @@ def main() -> None:
             for seed in (int(s) for s in args.seeds.split(",")):
                 runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed)))
                 print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
-        reached = [r["episodes_to_threshold"] for r in runs if r["episodes_to_threshold"] is not None]
-        results[task] = {
-            "threshold": card.env.threshold,
-            "paper_median_episodes": PAPER_MEDIAN_EPISODES[task],
-            "seeds_reaching_threshold": len(reached),
-            "median_episodes_to_threshold": median_episodes(runs),
-            "hyperparameters": {"ars": vars(card.ars), "reward_shift": card.env.reward_shift},
-            "runs": runs,
-        }
-        (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
+                # written after every seed: a killed run keeps the seeds it finished
+                results[task] = summarize(card, task, runs)
+                (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
     # one figure for every task measured so far in --out, this invocation's and earlier ones'
     measured = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
     plot({task: measured[task] for task in PAPER_MEDIAN_EPISODES if task in measured}, out / "ars_mujoco.png")
