@@ -115,6 +115,7 @@ class Trainer:
         cfg = self.config
         start = time.perf_counter()
         params = self.optimizer.ask()
+        counts_before = self.env.problem_counts()
         result = evaluate(
             self.policy,
             params,
@@ -136,6 +137,8 @@ class Trainer:
         row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps, "episodes": self.episodes}
         row.update(metrics)
         row["train/nonfinite_episodes"] = result.nonfinite_episodes
+        for name, count in self.env.problem_counts().items():  # bad input the env absorbed this generation
+            row[f"train/{name}"] = count - counts_before[name]
         if result.nonfinite_episodes and not self._warned_nonfinite:
             self._warned_nonfinite = True  # once per run; the metrics count every generation
             warnings.warn(

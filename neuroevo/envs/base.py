@@ -34,6 +34,11 @@ class VectorEnv:
     #: CPU threads the env steps on besides the caller's (the mujoco backend's pool), 0 for none
     physics_threads: int = 0
 
+    def problem_counts(self) -> dict[str, int]:
+        """Cumulative counts of bad input the env absorbed (e.g. ``nonfinite_actions``, ``diverged``)
+        since it was made; the trainer logs their increase per generation."""
+        return {}
+
     def _init_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.single_observation_space = observation_space
         self.single_action_space = action_space

@@ -102,3 +102,31 @@ def test_physics_divergence_ends_only_that_env_with_nan_reward():
     assert not terminated[1] and torch.isfinite(reward[1])
     _, reward, _, _, _ = env.step(torch.zeros(2, 3))  # the batch goes on
     assert torch.isfinite(reward[1])
+
+
+def test_bad_input_is_counted_for_the_trainer():
+    env = make_env("Hopper-v5", 2, "cpu")
+    env.reset(seed=0)
+    env.step(torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    env.datas[1].qvel[:] = 1e30
+    env.step(torch.zeros(2, 3))
+    assert env.problem_counts() == {"nonfinite_actions": 1, "diverged": 1}
+
+
+def test_trainer_logs_bad_input_per_generation(monkeypatch):
+    from neuroevo import Trainer, resolve_config
+
+    config = resolve_config("Hopper-v5", {"run": {"generations": 2, "target": None, "eval_every": 2, "device": "cpu"},
+                                          "ars": {"popsize": 4, "top_directions": 2}, "env": {"max_steps": 5}})
+    trainer = Trainer(config)
+    original = trainer.env.step
+
+    def nan_first_action(actions):
+        actions = actions.clone()
+        actions[0, 0] = float("nan")
+        return original(actions)
+
+    monkeypatch.setattr(trainer.env, "step", nan_first_action)
+    result = trainer.run()
+    assert [row["train/nonfinite_actions"] for row in result.history] == [5, 5]
+    assert all(row["train/diverged"] == 0 for row in result.history)

@@ -110,6 +110,7 @@ class MujocoVectorEnv(VectorEnv):
         self._truncated = np.zeros(self.num_envs, dtype=bool)
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._obs = np.zeros((self.num_envs, self.obs_dim_))
+        self._counts = {"nonfinite_actions": 0, "diverged": 0}
         self._init_seeds("cpu")  # start states are drawn on the CPU, where the physics runs
         bad = mujoco.mjtWarning
         self._bad_warnings = np.array([int(w) for w in (bad.mjWARN_BADQACC, bad.mjWARN_BADQPOS, bad.mjWARN_BADQVEL)])
@@ -218,6 +219,8 @@ class MujocoVectorEnv(VectorEnv):
         self._truncated |= stepped & (self._elapsed >= self.max_episode_steps)  # both may hold, as in gymnasium
         self._obs = np.where(stepped[:, None], obs, self._obs)
         self._running &= ~(self._terminated | self._truncated)
+        self._counts["nonfinite_actions"] += int((nonfinite & stepped).sum())
+        self._counts["diverged"] += int(diverged.sum())
         info: dict[str, Any] = {"reward_terms": terms, "nonfinite_actions": nonfinite, "diverged": diverged}
         return (
             self._tensor(self._obs),
@@ -226,6 +229,10 @@ class MujocoVectorEnv(VectorEnv):
             torch.as_tensor(self._truncated.copy(), device=self.device),
             info,
         )
+
+    def problem_counts(self) -> dict[str, int]:
+        """Env steps whose action had a NaN/inf entry, and episodes ended by a physics divergence."""
+        return dict(self._counts)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=self.dtype).to(self.device)
