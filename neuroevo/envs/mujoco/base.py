@@ -64,10 +64,12 @@ class MujocoVectorEnv(VectorEnv):
         xml: model file in gymnasium's mujoco assets.
         frame_skip: physics steps per env step.
         max_episode_steps: gymnasium's registered time limit.
-        fields: ``MjData`` arrays the task reads, gathered into ``[N, ...]`` arrays after every step
-            (and kept from before the step, for rewards on displacement). ``qpos`` and ``qvel`` always.
+        fields: ``MjData`` arrays the task reads, gathered into ``[N, ...]`` arrays after every step.
+            ``qpos`` and ``qvel`` always.
+        before_fields: the gathered fields ``reward`` reads from before the step (for displacements);
+            only these are copied each step.
         num_reset_uniforms: uniforms per env that ``initial_state`` consumes.
-        obs_dim: observation size.
+        obs_dim_: observation size.
 
     Args:
         num_envs: N.
@@ -82,6 +84,7 @@ class MujocoVectorEnv(VectorEnv):
     frame_skip: int
     max_episode_steps: int
     fields: tuple[str, ...] = ()
+    before_fields: tuple[str, ...] = ("qpos",)
     num_reset_uniforms: int = 0
     obs_dim_: int
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
@@ -203,7 +206,7 @@ class MujocoVectorEnv(VectorEnv):
         nonfinite = ~np.isfinite(action).all(axis=1)
         action = np.where(np.isfinite(action), action, 0.0)  # MuJoCo must never see NaN controls
         running = np.flatnonzero(self._running)
-        before = {f: v.copy() for f, v in self.now.items()}
+        before = {f: self.now[f].copy() for f in self.before_fields}
         diverged = np.zeros(self.num_envs, dtype=bool)
         self._map(self._step_chunk, running, action, diverged)
         diverged |= ~(np.isfinite(self.now["qpos"]).all(axis=1) & np.isfinite(self.now["qvel"]).all(axis=1))

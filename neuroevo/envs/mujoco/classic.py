@@ -41,6 +41,7 @@ class InvertedPendulum(MujocoVectorEnv):
     frame_skip = 2
     max_episode_steps = 1000
     fields = ()
+    before_fields = ()
     num_reset_uniforms = 4  # nq + nv
     obs_dim_ = 4
     reset_noise_scale = 0.01
@@ -75,6 +76,7 @@ class InvertedDoublePendulum(MujocoVectorEnv):
     frame_skip = 5
     max_episode_steps = 1000
     fields = ("site_xpos", "qfrc_constraint")
+    before_fields = ()
     num_reset_uniforms = 9  # nq uniforms + 2 per normal of nv
     obs_dim_ = 9
     reset_noise_scale = 0.1
@@ -137,6 +139,7 @@ class Reacher(MujocoVectorEnv):
     frame_skip = 2
     max_episode_steps = 50
     fields = ("xpos",)
+    before_fields = ()
     goal_candidates = 32
     num_reset_uniforms = 2 + 2 * goal_candidates + 2
     obs_dim_ = 10

@@ -120,6 +120,7 @@ class Ant(_Locomotion):
     frame_skip = 5
     max_episode_steps = 1000
     fields = ("xpos", "cfrc_ext")
+    before_fields = ("xpos",)
     num_reset_uniforms = 15 + 2 * 14  # uniform qpos noise, Box-Muller normals for qvel
     obs_dim_ = 13 + 14 + 13 * 6
 
@@ -180,6 +181,7 @@ class Humanoid(_Locomotion):
     frame_skip = 5
     max_episode_steps = 1000
     fields = ("xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext", "ten_length", "ten_velocity")
+    before_fields = ("xipos",)
     num_reset_uniforms = 24 + 23
     obs_dim_ = 22 + 23 + 13 * 10 + 13 * 6 + 17 + 13 * 6
 
