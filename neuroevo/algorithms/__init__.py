@@ -1,7 +1,14 @@
 """Population optimizers: all maximize, all ask/tell over flat parameter tensors on any device."""
 
 from neuroevo.algorithms.ars import ARS, ARSConfig
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig, centered_ranks, sanitize_fitness
+from neuroevo.algorithms.base import (
+    Optimizer,
+    OptimizerConfig,
+    Population,
+    centered_ranks,
+    materialize,
+    sanitize_fitness,
+)
 from neuroevo.algorithms.es import ES, ESConfig
 from neuroevo.algorithms.ga import GA, GAConfig
 from neuroevo.algorithms.noise import NoiseTable
@@ -30,7 +37,9 @@ __all__ = [
     "NoiseTable",
     "Optimizer",
     "OptimizerConfig",
+    "Population",
     "centered_ranks",
     "make_optimizer",
+    "materialize",
     "sanitize_fitness",
 ]

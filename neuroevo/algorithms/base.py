@@ -2,7 +2,12 @@
 
 All optimizers maximize. They work on flat parameter tensors on any torch device:
 ``ask() -> params [P, D]``, evaluate, ``tell(fitness [P]) -> metrics``. Subclasses implement
-``_ask`` and ``_tell`` only.
+``_ask`` (returning a compact :class:`Population`) and ``_tell`` only.
+
+``ask_population()`` gives the same generation without building the [P, D] tensor: a
+:class:`Population` names every member by a base row, a noise offset and a sign, and
+:func:`materialize` rebuilds any rows of it, bit for bit, in any process holding the same noise table.
+That is what a distributed evaluator ships instead of parameter vectors.
 """
 
 from __future__ import annotations
@@ -37,6 +42,83 @@ def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty(p, dtype=torch.float32, device=fitness.device)
     ranks[fitness.argsort()] = torch.arange(p, dtype=torch.float32, device=fitness.device)
     return ranks / max(p - 1, 1) - 0.5
+
+
+@dataclass
+class Population:
+    """One generation's population, compactly: what a process holding the same noise table needs to
+    rebuild any of its rows with :func:`materialize`, instead of the [P, D] tensor itself.
+
+    Member r is ``bases[base_index[r]] + signs[r] * (sigma * noise[offsets[r] : offsets[r] + D])``, or the
+    base row unchanged where ``signs[r] == 0``. ES and ARS: ``bases`` is the center [1, D], the P/2
+    offsets appear twice, signs +1 then -1. GA: ``bases`` is the elites [C, D] then the parents [T, D];
+    elites have sign 0, a child is (parent, offset) with sign +1.
+
+    bases: [B, D] float on the optimizer's device; base_index, offsets: [P] int64 and signs: [P] int8,
+    on the CPU. ``noise_seed`` and ``noise_size`` name the :class:`NoiseTable`.
+    """
+
+    bases: torch.Tensor
+    base_index: torch.Tensor
+    offsets: torch.Tensor
+    signs: torch.Tensor
+    sigma: float
+    noise_seed: int
+    noise_size: int
+
+    def __len__(self) -> int:
+        return self.base_index.numel()
+
+    @property
+    def num_params(self) -> int:
+        return self.bases.shape[1]
+
+    @classmethod
+    def dense(cls, params: torch.Tensor, noise: NoiseTable, sigma: float = 0.0) -> Population:
+        """Rows that have no compact form (params [P, D]): each member is its own base, unmutated."""
+        popsize = params.shape[0]
+        zeros = torch.zeros(popsize, dtype=torch.int64)
+        return cls(params, torch.arange(popsize), zeros, zeros.to(torch.int8), sigma, noise.seed, noise.size)
+
+
+def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) -> torch.Tensor:
+    """The members ``index`` [n] (int64) of ``population``: params [n, D] on the noise table's device."""
+    index = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
+    device = noise.device
+    base = population.bases.to(device)[population.base_index[index].to(device)]
+    signs = population.signs[index]
+    mutated = signs != 0
+    if not bool(mutated.any()):
+        return base
+    # The same expression ask() has always evaluated: center + sigma * eps, center + -(sigma * eps).
+    eps = noise.get(torch.where(mutated, population.offsets[index], 0), population.num_params)
+    step = population.sigma * eps
+    rows = base + step * signs.to(device=device, dtype=step.dtype)[:, None]
+    return rows if bool(mutated.all()) else torch.where(mutated.to(device)[:, None], rows, base)
+
+
+def materialize(population: Population, noise: NoiseTable, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows [start, stop) of the population (default: all): params [stop - start, D] on the noise
+    table's device, bit-identical to the same rows of the optimizer's ``ask()``."""
+    stop = len(population) if stop is None else stop
+    return gather_rows(population, noise, torch.arange(start, stop))
+
+
+class _PopulationRows:
+    """A population's rows built on demand: what ``tell`` indexes when ``ask_population`` built no
+    [P, D] tensor (``rows[i]`` -> [D], ``rows[index]`` -> [n, D])."""
+
+    def __init__(self, population: Population, noise: NoiseTable):
+        self.population = population
+        self.noise = noise
+
+    def __len__(self) -> int:
+        return len(self.population)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        index = torch.as_tensor(index)
+        rows = gather_rows(self.population, self.noise, index)
+        return rows[0] if index.ndim == 0 else rows
 
 
 def _state_value(value: Any) -> Any:
@@ -80,7 +162,7 @@ class Optimizer:
         self.generation = 0
         self.best_fitness = float("-inf")
         self.best = self.center.clone()
-        self._pending: torch.Tensor | None = None
+        self._pending: torch.Tensor | Population | None = None
 
     # -- contract --------------------------------------------------------------------------------
     @property
@@ -89,24 +171,34 @@ class Optimizer:
 
     def ask(self) -> torch.Tensor:
         """The population to evaluate next: params [P, D] on the optimizer's device."""
-        # A fresh stream per generation: draws never depend on what an interrupted generation consumed.
-        self.generator.manual_seed(derive_seed(self.seed, self.generation))
-        params = self._ask()
+        params = materialize(self.ask_population(), self.noise)
         self._pending = params
         return params
+
+    def ask_population(self) -> Population:
+        """The population to evaluate next in compact form (no [P, D] tensor is built; ``tell``
+        rebuilds only the rows it keeps). ``materialize(population, optimizer.noise)`` equals ``ask()``."""
+        # A fresh stream per generation: draws never depend on what an interrupted generation consumed.
+        self.generator.manual_seed(derive_seed(self.seed, self.generation))
+        population = self._ask()
+        if isinstance(population, torch.Tensor):  # an optimizer without a compact form
+            population = Population.dense(population, self.noise, self.config.sigma)
+        self._pending = population
+        return population
 
     def tell(self, fitness: torch.Tensor) -> dict[str, float]:
         """Update from the fitness [P] of the last ``ask()``; returns ``train/...`` metrics."""
         if self._pending is None:
             raise RuntimeError(f"{self.name}.tell() called without a preceding ask()")
         fitness = torch.as_tensor(fitness, dtype=torch.float32).to(self.device).reshape(-1)
-        if fitness.numel() != self._pending.shape[0]:
+        if fitness.numel() != len(self._pending):
             raise ValueError(
-                f"{self.name}.tell() got {fitness.numel()} fitness values for a population of "
-                f"{self._pending.shape[0]}"
+                f"{self.name}.tell() got {fitness.numel()} fitness values for a population of {len(self._pending)}"
             )
         fitness, nonfinite = sanitize_fitness(fitness)
         params, self._pending = self._pending, None
+        if isinstance(params, Population):
+            params = _PopulationRows(params, self.noise)
         top = int(fitness.argmax())
         if fitness[top] > self.best_fitness:
             self.best_fitness = float(fitness[top])
@@ -130,16 +222,18 @@ class Optimizer:
         if c.sigma <= 0:
             raise ValueError(f"{self.name}: sigma must be positive, got {c.sigma}")
 
-    def _ask(self) -> torch.Tensor:
+    def _ask(self) -> Population:
+        """This generation's population (draws from ``self.generator``); a [P, D] tensor also works."""
         raise NotImplementedError
 
     def _tell(self, params: torch.Tensor, fitness: torch.Tensor) -> dict[str, float]:
+        """Update from ``fitness`` [P]; ``params[index]`` gives members' rows ([P, D] or built on demand)."""
         raise NotImplementedError
 
-    def _perturbations(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` fresh offsets [n] (CPU) and their noise [n, D] on the device."""
-        offsets = self.noise.sample_offsets(n, self.num_params, self.generator)
-        return offsets, self.noise.get(offsets, self.num_params)
+    def _population(self, bases, base_index, offsets, signs) -> Population:
+        """A :class:`Population` over this optimizer's noise table and sigma."""
+        return Population(bases, base_index, offsets, signs.to(torch.int8), self.config.sigma, self.noise.seed,
+                          self.noise.size)
 
     # -- state ----------------------------------------------------------------------------------
     _state_keys: tuple[str, ...] = ()
@@ -196,10 +290,12 @@ class MirroredOptimizer(Optimizer):
         if c.lr <= 0:
             raise ValueError(f"{self.name}: lr must be positive, got {c.lr}")
 
-    def _ask(self) -> torch.Tensor:
-        self.offsets, eps = self._perturbations(self.popsize // 2)
-        step = self.config.sigma * eps
-        return torch.cat([self.center + step, self.center - step])
+    def _ask(self) -> Population:
+        half = self.popsize // 2
+        self.offsets = self.noise.sample_offsets(half, self.num_params, self.generator)
+        signs = torch.cat([torch.ones(half), -torch.ones(half)])
+        return self._population(self.center[None], torch.zeros(self.popsize, dtype=torch.int64),
+                                self.offsets.repeat(2), signs)
 
 
 def sanitize_fitness(fitness: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -39,7 +39,8 @@ class GA(Optimizer):
 
     The population is never stored: it is the elites [C, D] followed by children named by
     (parent index, noise offset) into the parents [T, D], drawn in ``ask`` from the generation's own
-    random stream. A checkpoint (and a later distributed evaluator) carries (C + T) x D floats, not P x D.
+    random stream (:class:`~neuroevo.algorithms.base.Population`). A checkpoint carries (C + T) x D floats,
+    not P x D.
     """
 
     config_class = GAConfig
@@ -66,11 +67,18 @@ class GA(Optimizer):
             raise ValueError(f"GA: num_elites must be in [0, popsize={c.popsize}), got {c.num_elites}")
 
     def _ask(self):
-        n_children = self.popsize - self.elites.shape[0]
+        carried = self.elites.shape[0]
+        n_children = self.popsize - carried
         self.parents = torch.randint(0, self.parent_params.shape[0], (n_children,), generator=self.generator)
-        self.offsets, eps = self._perturbations(n_children)
-        children = self.parent_params[self.parents.to(self.device)] + self.config.sigma * eps
-        return torch.cat([self.elites, children])
+        self.offsets = self.noise.sample_offsets(n_children, self.num_params, self.generator)
+        # Bases: the elites, carried unmutated (sign 0), then the parents the children mutate.
+        zeros = torch.zeros(carried, dtype=torch.int64)
+        return self._population(
+            torch.cat([self.elites, self.parent_params]),
+            torch.cat([torch.arange(carried), carried + self.parents]),
+            torch.cat([zeros, self.offsets]),
+            torch.cat([zeros, torch.ones(n_children, dtype=torch.int64)]),
+        )
 
     def _tell(self, params, fitness):
         c = self.config

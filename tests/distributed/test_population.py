@@ -1,0 +1,82 @@
+"""The compact population: any rows rebuilt from (bases, offsets, signs) and the noise table equal ask()'s."""
+
+import dataclasses
+import pickle
+
+import pytest
+import torch
+
+from neuroevo.algorithms import ALGORITHMS, NoiseTable, make_optimizer, materialize
+
+SMALL = {"popsize": 12, "noise_size": 4096}
+GA_SMALL = {"num_elites": 2, "truncation": 4}
+
+
+def _optimizer(name, dim=20, **overrides):
+    kwargs = {**SMALL, **(GA_SMALL if name == "ga" else {}), **overrides}
+    center = torch.randn(dim, generator=torch.Generator().manual_seed(0))
+    return make_optimizer(name, center, seed=7, **kwargs)
+
+
+def _advance(opt, generations):
+    fitness = torch.Generator().manual_seed(1)
+    for _ in range(generations):
+        opt.ask()
+        opt.tell(torch.randn(opt.popsize, generator=fitness))
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_shards_of_the_population_equal_ask_row_for_row(name):
+    opt, twin = _optimizer(name), _optimizer(name)
+    _advance(opt, 3)  # the GA then has re-evaluated elites and several parents
+    _advance(twin, 3)
+    params = opt.ask()
+    population = twin.ask_population()
+    noise = NoiseTable(population.noise_seed, population.noise_size)  # what a worker builds for itself
+    shards = [materialize(population, noise, start, min(start + 5, len(population))) for start in range(0, 12, 5)]
+    assert torch.equal(torch.cat(shards), params)
+    assert len(population) == 12 and population.num_params == 20
+
+
+def test_mirrored_rows_are_center_plus_and_minus_sigma_eps():
+    es = _optimizer("es")
+    params = es.ask()
+    eps = es.noise.get(es.offsets, es.num_params)
+    assert torch.equal(params[:6], es.center + 0.02 * eps)
+    assert torch.equal(params[6:], es.center - 0.02 * eps)
+
+
+def test_ga_population_names_elites_and_children_by_parent_and_offset():
+    ga = _optimizer("ga")
+    _advance(ga, 2)
+    population = ga.ask_population()
+    assert population.bases.shape == (2 + 4, 20)  # elites, then parents: once per generation
+    assert population.signs[:2].tolist() == [0, 0] and bool((population.signs[2:] == 1).all())
+    rows = materialize(population, ga.noise)
+    assert torch.equal(rows[:2], ga.elites)
+    child = ga.parent_params[ga.parents[0]] + ga.config.sigma * ga.noise.get(ga.offsets[:1], 20)[0]
+    assert torch.equal(rows[2], child)
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_tell_after_ask_population_continues_like_tell_after_ask(name):
+    dense, compact = _optimizer(name), _optimizer(name)
+    fitness = torch.Generator().manual_seed(2)
+    for _ in range(4):
+        dense.ask()
+        compact.ask_population()
+        f = torch.randn(12, generator=fitness)
+        assert dense.tell(f) == compact.tell(f)
+    assert torch.equal(dense.center, compact.center) and torch.equal(dense.best, compact.best)
+
+
+@pytest.mark.parametrize("name", ["es", "ars"])
+def test_a_mirrored_population_is_the_center_plus_a_part_independent_of_the_parameter_count(name):
+    sizes = []
+    for dim in (100, 100_000):
+        population = _optimizer(name, dim=dim, noise_size=2**20).ask_population()
+        assert population.bases.shape == (1, dim)
+        # .clone(): pickling a view of a tensor writes its whole storage
+        members = dataclasses.replace(population, bases=population.bases[:0].clone())
+        sizes.append(len(pickle.dumps(members)))
+    assert sizes[0] == sizes[1]
