@@ -108,6 +108,22 @@ class MujocoVectorEnv(VectorEnv):
         self.physics_threads = self.num_threads if self._pool is not None else 0
         self._fields = tuple(dict.fromkeys(("qpos", "qvel", *self.fields)))
         self.now = {f: np.zeros((self.num_envs, *getattr(self.datas[0], f).shape)) for f in self._fields}
+        # MuJoCo's warning counters per env, gathered with the fields: a divergence shows as a count that moved.
+        self._warnings = np.zeros((self.num_envs, len(self.datas[0].warning.number)), dtype=np.int64)
+        # Force-related quantities (cfrc_ext, cfrc_int, cacc) are only computed on request, as gymnasium does
+        # after every step; tasks that do not read them skip the call (it changes nothing else in the state).
+        self._post_constraint = not {"cfrc_ext", "cfrc_int", "cacc"}.isdisjoint(self._fields)
+        # Per env: its MjData, its ctrl array and (destination row, MjData array) pairs, all views made once,
+        # so the stepping threads run as little Python per env as possible (it holds the GIL).
+        self._slots = [
+            (
+                data,
+                data.ctrl,
+                tuple((self.now[f][i], getattr(data, f)) for f in self._fields)
+                + ((self._warnings[i], data.warning.number),),
+            )
+            for i, data in enumerate(self.datas)
+        ]
         self._running = np.zeros(self.num_envs, dtype=bool)
         self._terminated = np.zeros(self.num_envs, dtype=bool)
         self._truncated = np.zeros(self.num_envs, dtype=bool)
@@ -139,22 +155,19 @@ class MujocoVectorEnv(VectorEnv):
 
     # -- physics on the thread pool --------------------------------------------------------------
     def _gather(self, i: int) -> None:
-        data = self.datas[i]
-        for f in self._fields:
-            self.now[f][i] = getattr(data, f)
+        for dst, src in self._slots[i][2]:
+            dst[...] = src
 
-    def _step_chunk(self, indices: np.ndarray, ctrl: np.ndarray, diverged: np.ndarray) -> None:
-        mujoco = self._mujoco
-        bad = self._bad_warnings
+    def _step_chunk(self, indices: np.ndarray, ctrl: np.ndarray) -> None:
+        mujoco, model, frame_skip, post_constraint = self._mujoco, self.model, self.frame_skip, self._post_constraint
         for i in indices:
-            data = self.datas[i]
-            before = data.warning.number[bad]
-            data.ctrl[:] = ctrl[i]
-            mujoco.mj_step(self.model, data, nstep=self.frame_skip)
-            # force-related quantities (cfrc_ext, ...) are only computed on request, as gymnasium does
-            mujoco.mj_rnePostConstraint(self.model, data)
-            diverged[i] = (data.warning.number[bad] != before).any()  # MuJoCo reset the state: unstable
-            self._gather(i)
+            data, data_ctrl, pairs = self._slots[i]
+            data_ctrl[:] = ctrl[i]
+            mujoco.mj_step(model, data, nstep=frame_skip)
+            if post_constraint:
+                mujoco.mj_rnePostConstraint(model, data)
+            for dst, src in pairs:
+                dst[...] = src
 
     def _map(self, fn, indices: np.ndarray, *args) -> None:
         if self._pool is None or len(indices) < 2:
@@ -207,8 +220,10 @@ class MujocoVectorEnv(VectorEnv):
         action = np.where(np.isfinite(action), action, 0.0)  # MuJoCo must never see NaN controls
         running = np.flatnonzero(self._running)
         before = {f: self.now[f].copy() for f in self.before_fields}
-        diverged = np.zeros(self.num_envs, dtype=bool)
-        self._map(self._step_chunk, running, action, diverged)
+        warnings_before = self._warnings[:, self._bad_warnings]
+        self._map(self._step_chunk, running, action)
+        # MuJoCo answers a bad qacc / qpos / qvel with a warning and a reset of that env's state: unstable.
+        diverged = (self._warnings[:, self._bad_warnings] != warnings_before).any(axis=1)
         diverged |= ~(np.isfinite(self.now["qpos"]).all(axis=1) & np.isfinite(self.now["qvel"]).all(axis=1))
         diverged &= self._running
 
