@@ -76,7 +76,6 @@ def test_a_mirrored_population_is_the_center_plus_a_part_independent_of_the_para
     for dim in (100, 100_000):
         population = _optimizer(name, dim=dim, noise_size=2**20).ask_population()
         assert population.bases.shape == (1, dim)
-        # .clone(): pickling a view of a tensor writes its whole storage
-        members = dataclasses.replace(population, bases=population.bases[:0].clone())
+        members = dataclasses.replace(population, bases=torch.empty(0))
         sizes.append(len(pickle.dumps(members)))
     assert sizes[0] == sizes[1]
