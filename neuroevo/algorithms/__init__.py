@@ -9,16 +9,29 @@ from neuroevo.algorithms.base import (
     materialize,
     sanitize_fitness,
 )
+from neuroevo.algorithms.chains import HillClimbing, HillClimbingConfig, SAConfig, SimulatedAnnealing
+from neuroevo.algorithms.de import DE, DEConfig
 from neuroevo.algorithms.es import ES, ESConfig
 from neuroevo.algorithms.ga import GA, GAConfig
 from neuroevo.algorithms.noise import NoiseTable
+from neuroevo.algorithms.pso import PSO, PSOConfig
+from neuroevo.algorithms.random_search import RandomSearch, RandomSearchConfig
 
 #: name on the command line -> optimizer class
-ALGORITHMS: dict[str, type[Optimizer]] = {"es": ES, "ga": GA, "ars": ARS}
+ALGORITHMS: dict[str, type[Optimizer]] = {
+    "es": ES,
+    "ga": GA,
+    "ars": ARS,
+    "pso": PSO,
+    "de": DE,
+    "sa": SimulatedAnnealing,
+    "hill_climbing": HillClimbing,
+    "random_search": RandomSearch,
+}
 
 
 def make_optimizer(name: str, center, config=None, **kwargs) -> Optimizer:
-    """The optimizer registered as ``name`` ('es', 'ga', 'ars')."""
+    """The optimizer registered as ``name`` (a key of :data:`ALGORITHMS`)."""
     try:
         cls = ALGORITHMS[name.lower()]
     except KeyError:
@@ -30,14 +43,24 @@ __all__ = [
     "ALGORITHMS",
     "ARS",
     "ARSConfig",
+    "DE",
+    "DEConfig",
     "ES",
     "ESConfig",
     "GA",
     "GAConfig",
+    "HillClimbing",
+    "HillClimbingConfig",
     "NoiseTable",
     "Optimizer",
     "OptimizerConfig",
+    "PSO",
+    "PSOConfig",
     "Population",
+    "RandomSearch",
+    "RandomSearchConfig",
+    "SAConfig",
+    "SimulatedAnnealing",
     "centered_ranks",
     "make_optimizer",
     "materialize",

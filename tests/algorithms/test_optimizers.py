@@ -12,6 +12,11 @@ SMALL = {
     "es": {"popsize": 20},
     "ga": {"popsize": 20, "truncation": 5, "num_elites": 2},
     "ars": {"popsize": 20},
+    "pso": {"popsize": 20},
+    "de": {"popsize": 20},
+    "sa": {"popsize": 20},
+    "hill_climbing": {"popsize": 20},
+    "random_search": {"popsize": 20},
 }
 
 
@@ -60,8 +65,8 @@ def test_bad_config(algo):
         make_optimizer(algo, torch.zeros(3), popsize=0)
     with pytest.raises(ValueError, match="sigma must be positive"):
         make_optimizer(algo, torch.zeros(3), **SMALL[algo], sigma=-1.0)
-    with pytest.raises(ValueError, match="unknown algorithm 'cmaes'"):
-        make_optimizer("cmaes", torch.zeros(3))
+    with pytest.raises(ValueError, match="unknown algorithm 'nelder_mead'"):
+        make_optimizer("nelder_mead", torch.zeros(3))
 
 
 def test_odd_popsize_rejected_for_antithetic():
