@@ -1,4 +1,7 @@
-"""The command line: ``neuroevo train | eval | bench``. It parses and calls the library, nothing more."""
+"""The command line: ``neuroevo train | eval | bench | compare | report``.
+
+It parses and calls the library, nothing more.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +20,11 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     budget = {"generations": args.generations, "steps": args.steps, "target": args.target}
     if any(v is not None for v in budget.values()):
         run.update(budget)
-    for key in ("seed", "device"):
+    for key in ("seed", "device", "workers", "ray_address"):
         if getattr(args, key) is not None:
             run[key] = getattr(args, key)
+    if args.ray_dashboard:
+        run["ray_dashboard"] = True
     if args.compile:
         run["compile"] = True
     if args.algo is not None:
@@ -59,8 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             config.algo_config.popsize = args.popsize
         trainer = Trainer(config, args.out, progress=not args.quiet)
     cfg = trainer.config
+    where = f"{trainer.env.__class__.__name__}, {trainer.device}"
+    if cfg.run.workers:
+        where = f"{cfg.run.workers} Ray workers at {cfg.run.ray_address or 'a local instance on 127.0.0.1'}"
     print(
-        f"training {cfg.run.algo.upper()} on {cfg.env.id} ({trainer.env.__class__.__name__}, {trainer.device}), "
+        f"training {cfg.run.algo.upper()} on {cfg.env.id} ({where}), "
         f"popsize {cfg.algo_config.popsize}, {trainer.policy.num_params} parameters"
     )
     result = trainer.run()
@@ -103,6 +111,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from neuroevo.compare import run_comparison
+    from neuroevo.report import write_report
+
+    overrides: dict[str, Any] = {}
+    for text in args.set or []:
+        _merge(overrides, parse_override(text))
+
+    def on_run(algo: str, seed: int, status: str) -> None:
+        if status != "done":
+            print(f"{algo} seed {seed}: {'finished before, skipped' if status == 'skip' else 'training'}", flush=True)
+
+    command = "neuroevo " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
+    comparison = run_comparison(
+        args.task, args.algos, args.steps, args.seeds, args.out, overrides or None,
+        threads=args.threads, on_run=on_run, command=command,
+    )
+    report = write_report(comparison, args.out)
+    print(f"report: {args.out}/report.md ({', '.join(p.name for p in report['files'])})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from neuroevo.compare import load_comparison
+    from neuroevo.report import write_report
+
+    report = write_report(load_comparison(args.dir), args.out or args.dir)
+    print(f"report: {args.out or args.dir}/report.md ({', '.join(p.name for p in report['files'])})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroevo", description="Neuroevolution on torch.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="any config field, e.g. --set es.sigma=0.05 --set policy.hidden=[32,32]",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the rollout step")
+    ray = train.add_argument_group("distributed evaluation (Ray)")
+    ray.add_argument("--workers", type=int, help="evaluate the population on N Ray worker actors (0: in this process)")
+    ray.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="join this Ray cluster (default: start a local instance bound to 127.0.0.1)",
+    )
+    ray.add_argument("--ray-dashboard", action="store_true", help="start the local Ray instance's dashboard")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -157,6 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="throughput benchmark (env steps/s, member forwards vs bandwidth)")
     bench.add_arguments(b)
     b.set_defaults(func=cmd_bench)
+
+    from neuroevo.compare import ALGOS, DEFAULT_ALGOS
+
+    cmp = sub.add_parser(
+        "compare",
+        help="ES, GA, ARS and PPO on one task under one env-step budget, with a report",
+        description="Train each algorithm for each seed into OUT/<algo>/seed<k>/ (finished runs are kept and "
+        "skipped on a rerun), then write OUT/report.md and PNG learning curves.",
+    )
+    cmp.add_argument("task", help="env id with a task card, or a card path")
+    cmp.add_argument(
+        "--algos",
+        default=",".join(DEFAULT_ALGOS),
+        help=f"comma-separated, from {','.join(ALGOS)} (default {','.join(DEFAULT_ALGOS)})",
+    )
+    cmp.add_argument("--steps", type=int, help="training env steps per run (default: the RL Zoo's PPO budget)")
+    cmp.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 (default 3)")
+    cmp.add_argument("--out", required=True, help="comparison directory")
+    cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (default 1)")
+    cmp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
+    cmp.add_argument("--command-line", help=argparse.SUPPRESS)
+    cmp.set_defaults(func=cmd_compare)
+
+    rep = sub.add_parser("report", help="rebuild a comparison's report from its saved runs")
+    rep.add_argument("dir", help="a neuroevo compare --out directory")
+    rep.add_argument("--out", help="where to write report.md, the PNGs and summary.json (default DIR)")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 Task cards are the TOML files of the top-level ``envs/`` folder (shipped in the wheel as
 ``neuroevo.tasks``). A card has the sections of :class:`Config`: ``[env]``, ``[policy]``, ``[run]``,
-and one per algorithm (``[es]``, ``[ga]``, ``[ars]``) holding the hyperparameters that solve it.
+and one per algorithm (``[es]``, ``[ga]``, ``[ars]``) holding the hyperparameters that solve it, and
+``[ppo]``: the RL Zoo's PPO settings for the baseline (``neuroevo.baselines``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS, ARSConfig, ESConfig, GAConfig
+from neuroevo.baselines import PPOConfig
 
 
 @dataclass
@@ -82,6 +84,19 @@ class Config:
     es: ESConfig = field(default_factory=ESConfig)
     ga: GAConfig = field(default_factory=GAConfig)
     ars: ARSConfig = field(default_factory=ARSConfig)
+    workers: int = 0
+    """Ray worker actors that evaluate the population (0: evaluate in this process); the trajectory is
+    the same for any number (README "Scale out with Ray")"""
+    ray_address: str | None = None
+    """with workers: the Ray cluster to join, 'auto' (the one started on this machine) or 'HOST:PORT';
+    None starts a local Ray instance bound to 127.0.0.1"""
+    ray_dashboard: bool = False
+    """start the local Ray instance's dashboard (on 127.0.0.1)"""
+    shard_size: int | None = None
+    """members per shard of distributed evaluation (default ceil(popsize / 32): set by the population,
+    not by the number of workers, so that results do not depend on it)"""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
 
     @property
     def algo_config(self):
@@ -119,6 +134,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if value is None:
         if type(None) in args:
             return None
+        if self.run.workers < 0 or (self.run.shard_size is not None and self.run.shard_size <= 0):
+            raise ValueError("run.workers must be 0 or more and run.shard_size positive")
         raise ValueError(f"{where} may not be empty")
     if args and type(None) in args:
         annotation = next(a for a in args if a is not type(None))

@@ -7,6 +7,7 @@ checkpoint. The trainer composes the parts; none of them knows about it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -21,6 +22,7 @@ import torch
 from neuroevo.algorithms import make_optimizer
 from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record, unpack_policy_record
 from neuroevo.config import Config, config_from_dict
+from neuroevo.distributed import RayEvaluator, WorkersLost
 from neuroevo.envs import make_env, resolve_device
 from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits, make_policy, output_dim
 from neuroevo.rollout import evaluate
@@ -57,6 +59,10 @@ class Trainer:
         policy: a custom :class:`~neuroevo.policies.Policy` (e.g. a ``ModulePolicy``) instead of the
             config's linear/MLP.
         progress: show a progress bar with the best return and env steps per second.
+        workers, ray_address: set ``run.workers`` / ``run.ray_address``: evaluate the population on
+            that many Ray worker actors (a local Ray instance, or the cluster at the address) instead
+            of in this process. Ray starts with the first generation; :meth:`close` (or the end of
+            :meth:`run`) stops it.
     """
 
     def __init__(
@@ -66,8 +72,15 @@ class Trainer:
         *,
         policy: Policy | None = None,
         progress: bool = False,
+        workers: int | None = None,
+        ray_address: str | None = None,
         _resuming: bool = False,
     ):
+        if workers is not None or ray_address is not None:
+            distributed = {"workers": workers, "ray_address": ray_address}
+            config = dataclasses.replace(
+                config, run=dataclasses.replace(config.run, **{k: v for k, v in distributed.items() if v is not None})
+            )
         config.validate()
         self.config = config
         self.run_dir = Path(out) if out is not None else None
@@ -77,7 +90,9 @@ class Trainer:
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
         env_args = (self.device, env_cfg.backend, env_cfg.num_threads)
-        self.env = make_env(env_cfg.id, algo_cfg.popsize * env_cfg.episodes, *env_args)
+        # With Ray workers the training envs live on the workers; this one only describes the spaces.
+        num_envs = algo_cfg.popsize * env_cfg.episodes if config.run.workers == 0 else 1
+        self.env = make_env(env_cfg.id, num_envs, *env_args)
         self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
         obs_dim = self.env.obs_dim
         if policy is None:
@@ -108,26 +123,30 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._warned_nonfinite = False
         self._best_record: dict[str, Any] | None = None
+        self._evaluator = None  # the RayEvaluator, started by the first distributed generation
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one generation; returns its metrics row."""
         cfg = self.config
         start = time.perf_counter()
-        params = self.optimizer.ask()
-        counts_before = self.env.problem_counts()
-        result = evaluate(
-            self.policy,
-            params,
-            self.env,
-            cfg.env.episodes,
-            cfg.env.max_steps,
-            normalizer=self.normalizer,
-            seed=derive_seed(cfg.run.seed, self.generation),
-            collect_obs_stats=self.normalizer is not None,
-            compile=cfg.run.compile,
-            reward_shift=cfg.env.reward_shift,
-        )
+        options = {
+            "normalizer": self.normalizer,
+            "seed": derive_seed(cfg.run.seed, self.generation),
+            "collect_obs_stats": self.normalizer is not None,
+            "compile": cfg.run.compile,
+            "reward_shift": cfg.env.reward_shift,
+        }
+        if cfg.run.workers:
+            evaluator = self._distributed()
+            counts_before = evaluator.problem_counts()
+            population = self.optimizer.ask_population()  # workers rebuild the members they evaluate
+            result = evaluator.evaluate(population, cfg.env.episodes, cfg.env.max_steps, optimizer=self.optimizer,
+                                        **options)
+        else:
+            counts_before = self.env.problem_counts()
+            params = self.optimizer.ask()
+            result = evaluate(self.policy, params, self.env, cfg.env.episodes, cfg.env.max_steps, **options)
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None:
             self.normalizer.merge(result.obs_stats)
@@ -137,8 +156,11 @@ class Trainer:
         row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps, "episodes": self.episodes}
         row.update(metrics)
         row["train/nonfinite_episodes"] = result.nonfinite_episodes
-        for name, count in self.env.problem_counts().items():  # bad input the env absorbed this generation
-            row[f"train/{name}"] = count - counts_before[name]
+        counts = self._evaluator.problem_counts() if cfg.run.workers else self.env.problem_counts()
+        for name, count in counts.items():  # bad input the envs absorbed this generation
+            row[f"train/{name}"] = count - counts_before.get(name, 0)
+        if cfg.run.workers:
+            row.update(self._evaluator.last_metrics)
         if result.nonfinite_episodes and not self._warned_nonfinite:
             self._warned_nonfinite = True  # once per run; the metrics count every generation
             warnings.warn(
@@ -154,6 +176,29 @@ class Trainer:
         row["time/wall"] = self.wall_time
         row["time/env_steps_per_s"] = result.env_steps / max(elapsed, 1e-9)
         return row
+
+    def _distributed(self):
+        """The Ray evaluator, started on first use."""
+        if self._evaluator is None:
+            cfg = self.config
+            self._evaluator = RayEvaluator(
+                cfg.env.id,
+                self.policy,
+                cfg.run.workers,
+                backend=cfg.env.backend,
+                num_threads=cfg.env.num_threads,
+                device=cfg.run.device,
+                address=cfg.run.ray_address,
+                include_dashboard=cfg.run.ray_dashboard,
+                shard_size=cfg.run.shard_size,
+            )
+        return self._evaluator
+
+    def close(self) -> None:
+        """Stop the Ray workers (and the local Ray instance this trainer started), if any."""
+        if self._evaluator is not None:
+            self._evaluator.close()
+            self._evaluator = None
 
     def _evaluate_solution(self) -> dict[str, float]:
         cfg = self.config
@@ -227,7 +272,16 @@ class Trainer:
         try:
             with stop:
                 self._loop(bar, stop)
+        except WorkersLost as err:
+            if self.run_dir is None:
+                raise
+            path = self.save_checkpoint()  # the last finished generation
+            raise WorkersLost(
+                f"{err} (generation {self.generation + 1}); checkpoint of generation {self.generation} written to "
+                f"{path}; continue with: neuroevo train --resume {self.run_dir}"
+            ) from err
         finally:
+            self.close()
             if bar is not None:
                 bar.close()
         if self.run_dir is not None:

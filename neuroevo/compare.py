@@ -1,0 +1,324 @@
+"""Evolution against policy gradients on one task, under one env-step budget and the same seeds.
+
+:func:`run_comparison` trains every algorithm (ES, GA, ARS through the :class:`~neuroevo.trainer.Trainer`
+with its task card's settings; PPO from Stable-Baselines3 with the card's ``[ppo]`` table) for each seed
+into ``out/<algo>/seed<k>/``, one run at a time, and returns the :class:`Comparison`; ``neuroevo.report``
+turns it into a table and plots. Every run writes ``result.json`` when it finishes: a rerun skips those
+runs, continues an interrupted evolution run from its checkpoint and restarts an interrupted PPO run, so a
+crash or a kill loses no finished run. Evolution runs spend the whole budget (the card's stop target is
+dropped), like PPO, so that the curves cover the same env steps.
+
+Layout of ``out``::
+
+    compare.json              the comparison's task, budget, seeds and algorithms
+    <algo>/seed<k>/           config.json, metrics.jsonl, result.json (+ the algorithm's own files)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from neuroevo.algorithms import ALGORITHMS, make_optimizer
+from neuroevo.config import Config, config_from_dict, resolve_config
+
+#: algorithm names ``compare`` accepts: neuroevo's optimizers and the PPO baseline
+ALGOS: tuple[str, ...] = (*ALGORITHMS, "ppo")
+#: what ``neuroevo compare`` runs by default
+DEFAULT_ALGOS: tuple[str, ...] = ("es", "ga", "ars", "ppo")
+
+
+@dataclass
+class Run:
+    """One finished run: its result record and its learning curve (the evaluated rows of metrics.jsonl)."""
+
+    algo: str
+    seed: int
+    result: dict[str, Any]
+    """result.json: env_steps, wall_time, final_return, best_return, generations, load averages, ..."""
+    curve: list[dict[str, float]] = field(default_factory=list)
+    """[{"env_steps", "wall", "return"}] at every evaluation, in order"""
+
+
+@dataclass
+class Comparison:
+    """A comparison's settings and its finished runs (``runs[algo]``: one :class:`Run` per finished seed)."""
+
+    task: str
+    env_id: str
+    threshold: float | None
+    steps: int
+    seeds: list[int]
+    algos: list[str]
+    runs: dict[str, list[Run]]
+    info: dict[str, Any]
+    """compare.json as written (machine, overrides, PPO settings' source and the Zoo's reference numbers)"""
+
+
+def parse_algos(text: str | list[str]) -> list[str]:
+    """``"es,ga,ppo"`` -> ``["es", "ga", "ppo"]``; an unknown name is a one-line ``ValueError``."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise ValueError(f"no algorithm given; choose from {', '.join(ALGOS)}")
+    for name in names:
+        if name not in ALGOS:
+            raise ValueError(f"unknown algorithm {name!r}; choose from {', '.join(ALGOS)}")
+    return list(dict.fromkeys(names))
+
+
+def run_config(task: str, algo: str, seed: int, steps: int, overrides: dict[str, Any] | None = None) -> Config:
+    """The config of one run: the task card, the overrides, then the budget (``steps`` env steps only) and seed."""
+    config = resolve_config(task, overrides)
+    run = {"seed": seed, "steps": steps, "generations": None, "target": None}
+    if algo != "ppo":
+        run["algo"] = algo
+    return config_from_dict({"run": run}, config)
+
+
+def min_steps(config: Config, algo: str) -> tuple[int, str]:
+    """The smallest budget that holds one generation of ``algo``, and how it is made up.
+
+    An evolution generation is bounded by popsize x episodes x the episode length (``env.max_steps``, else
+    gymnasium's time limit); a PPO update takes exactly num_envs x n_steps.
+    """
+    if algo == "ppo":
+        from neuroevo.baselines.ppo import rollout_steps
+
+        return rollout_steps(config.ppo), f"{config.ppo.num_envs} envs x {config.ppo.n_steps} steps"
+    cfg = config.algo_config
+    length = config.env.max_steps
+    if length is None:
+        try:
+            length = gym.spec(config.env.id).max_episode_steps
+        except gym.error.Error:
+            length = None
+    length = length or 1
+    episodes = config.env.episodes
+    return (
+        cfg.popsize * episodes * length,
+        f"{cfg.popsize} members x {episodes} episode{'s' if episodes > 1 else ''} x {length} steps",
+    )
+
+
+def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any] | None = None) -> None:
+    """A one-line ``ValueError``, before anything runs, if a setting is unusable or ``steps`` cannot hold
+    one generation (update) of every algorithm."""
+    if steps <= 0:
+        raise ValueError(f"--steps must be positive, got {steps}")
+    for algo in algos:
+        config = run_config(task, algo, 0, steps, overrides)
+        if algo == "ppo":
+            from neuroevo.baselines.ppo import check_ppo_config
+
+            check_ppo_config(config.ppo)
+        else:
+            config.validate()
+            make_optimizer(algo, 1, config.algo_config)  # the optimizer checks its settings first
+        need, parts = min_steps(config, algo)
+        if steps < need:
+            raise ValueError(
+                f"budget {steps} env steps is too small for one generation of {algo} on {config.env.id} "
+                f"({parts}): use --steps {need} or more"
+            )
+
+
+def default_steps(task: str, overrides: dict[str, Any] | None = None) -> int:
+    """The RL Zoo's PPO budget (``ppo.steps``) for ``task``, when no budget is given."""
+    steps = resolve_config(task, overrides).ppo.steps
+    if steps is None:
+        raise ValueError(f"{task} has no default budget (no RL Zoo n_timesteps in its card): give --steps")
+    return steps
+
+
+def run_comparison(
+    task: str,
+    algos: str | list[str],
+    steps: int | None,
+    seeds: int | list[int],
+    out: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    threads: int | None = 1,
+    on_run: Callable[[str, int, str], None] | None = None,
+    command: str | None = None,
+) -> Comparison:
+    """Run (or complete) the comparison in ``out`` and return it.
+
+    Args:
+        task: env id with a task card, or a card path.
+        algos: names from :data:`ALGOS` (``"es,ga,ars,ppo"`` or a list).
+        steps: env-step budget of every run (None: the card's ``ppo.steps``, the RL Zoo's budget).
+        seeds: K (seeds 0..K-1) or a list of seeds.
+        out: comparison directory; runs already finished in it are kept.
+        overrides: nested config overrides applied to every run (``{"es": {"popsize": 8}}``).
+        threads: torch CPU threads for every run (None: torch's default).
+        on_run: called with (algo, seed, status) where status is 'skip', 'start' or 'done'.
+        command: the command line, kept in compare.json for the report.
+    """
+    algos = parse_algos(algos)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("no seeds given")
+    steps = steps if steps is not None else default_steps(task, overrides)
+    check_runs(task, algos, steps, overrides)
+    card = resolve_config(task, overrides)
+    if "ppo" in algos:
+        from neuroevo.baselines.ppo import warn_if_untuned
+
+        warn_if_untuned(card)
+    out = Path(out)
+    info = _open_comparison(out, task, card, steps, seeds, algos, overrides, threads)
+    if command is not None:
+        info["command"] = command
+        _write_json(out / "compare.json", info)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for algo in algos:
+            for seed in seeds:
+                run_dir = out / algo / f"seed{seed}"
+                if (run_dir / "result.json").exists():
+                    _notify(on_run, algo, seed, "skip")
+                    continue
+                _notify(on_run, algo, seed, "start")
+                _run_one(task, algo, seed, steps, overrides, run_dir)
+                _notify(on_run, algo, seed, "done")
+    finally:
+        torch.set_num_threads(previous)
+    _write_json(out / "compare.json", info)
+    return load_comparison(out)
+
+
+def _notify(on_run, algo: str, seed: int, status: str) -> None:
+    if on_run is not None:
+        on_run(algo, seed, status)
+
+
+def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -> dict[str, Any]:
+    """compare.json: a new one, or the existing one extended by new seeds and algorithms (same task and budget)."""
+    path = out / "compare.json"
+    if path.exists():
+        info = json.loads(path.read_text())
+        if info["env_id"] != card.env.id or info["steps"] != steps or info.get("overrides") != (overrides or {}):
+            raise ValueError(
+                f"{out} holds a comparison of {info['env_id']} at {info['steps']} steps with overrides "
+                f"{info.get('overrides')}; pick another --out"
+            )
+        info["seeds"] = sorted(set(info["seeds"]) | set(seeds))
+        info["algos"] = list(dict.fromkeys([*info["algos"], *algos]))
+    else:
+        info = {
+            "task": task,
+            "env_id": card.env.id,
+            "threshold": card.env.threshold,
+            "steps": steps,
+            "seeds": seeds,
+            "algos": algos,
+            "overrides": overrides or {},
+            "threads": threads,
+            "ppo_source": card.ppo.source,
+            "ppo_reference": {
+                "steps": card.ppo.steps,
+                "return": card.ppo.reference_return,
+                "std": card.ppo.reference_std,
+            },
+            "machine": {"cpus": os.cpu_count(), "cuda": torch.cuda.is_available()},
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(path, info)
+    return info
+
+
+def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Path) -> None:
+    """Train one run into ``run_dir`` and write its result.json last (the marker of a finished run)."""
+    load_start = os.getloadavg()
+    if algo == "ppo":
+        from neuroevo.baselines.ppo import train_ppo
+
+        if run_dir.exists():  # an interrupted PPO run: SB3 cannot resume it exactly, so it starts over
+            shutil.rmtree(run_dir)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the untuned warning was given once already
+            result = train_ppo(run_config(task, algo, seed, steps, overrides), run_dir)
+    else:
+        from neuroevo.trainer import Trainer
+
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            trainer = Trainer.resume(run_dir)
+        else:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            trainer = Trainer(run_config(task, algo, seed, steps, overrides), run_dir)
+        result = trainer.run()
+        if result.interrupted:
+            raise KeyboardInterrupt(f"{algo} seed {seed} interrupted; rerun the comparison to continue it")
+    record = {
+        "algo": algo,
+        "seed": seed,
+        "env_steps": result.env_steps,
+        "wall_time": result.wall_time,
+        "generations": result.generations,
+        "final_return": result.final_eval_return,
+        "best_return": result.best_eval_return,
+        "load_average_start": list(load_start),
+        "load_average_end": list(os.getloadavg()),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    _write_json(run_dir / "result.json", record)
+
+
+def read_curve(metrics_path: Path) -> list[dict[str, float]]:
+    """The evaluated rows of a metrics.jsonl: [{"env_steps", "wall", "return"}]."""
+    curve = []
+    for line in metrics_path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "eval/return_mean" in row:
+            curve.append({"env_steps": row["env_steps"], "wall": row["time/wall"], "return": row["eval/return_mean"]})
+    return curve
+
+
+def load_comparison(out: str | Path) -> Comparison:
+    """The comparison saved in ``out``: its settings and every finished run (unfinished ones are left out)."""
+    out = Path(out)
+    path = out / "compare.json"
+    if not path.exists():
+        raise ValueError(f"{out} holds no comparison (no compare.json); run neuroevo compare first")
+    info = json.loads(path.read_text())
+    runs: dict[str, list[Run]] = {}
+    for algo in info["algos"]:
+        runs[algo] = []
+        for seed in info["seeds"]:
+            run_dir = out / algo / f"seed{seed}"
+            if (run_dir / "result.json").exists():
+                result = json.loads((run_dir / "result.json").read_text())
+                runs[algo].append(Run(algo, seed, result, read_curve(run_dir / "metrics.jsonl")))
+    return Comparison(
+        task=info["task"],
+        env_id=info["env_id"],
+        threshold=info["threshold"],
+        steps=info["steps"],
+        seeds=info["seeds"],
+        algos=info["algos"],
+        runs=runs,
+        info=info,
+    )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

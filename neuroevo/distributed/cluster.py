@@ -1,0 +1,70 @@
+"""Connecting to Ray: a private local instance on the loopback interface, or an existing cluster.
+
+A local instance (no address) binds every Ray server (GCS, raylet, object manager, workers) to
+127.0.0.1 and starts no dashboard unless asked: Ray runs whatever code its clients send, so nothing of
+it should listen on a network interface the user did not choose. Joining a cluster (``"auto"`` or
+``HOST:PORT``) uses that cluster's own settings; see README "Scale out with Ray" for securing one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+LOOPBACK = "127.0.0.1"
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line error naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("distributed evaluation needs Ray: pip install 'neuroevo[ray]'") from None
+    return ray
+
+
+@contextlib.contextmanager
+def _loopback_node_ip(ray):
+    # Ray replaces a node IP of 127.0.0.1 by the machine's routable address unless its cluster mode is
+    # off (the mode it uses on macOS and Windows); with the node IP at 127.0.0.1 its servers listen on
+    # loopback only. The flag is read when the node starts, so it is set for the ray.init call alone.
+    from ray._private import ray_constants
+
+    previous = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, include_dashboard: bool = False) -> bool:
+    """Make this process a Ray driver. Returns True when it started a local instance (that it should
+    shut down when done), False when Ray was already initialized or it joined ``address``.
+
+    address: None starts a local instance bound to 127.0.0.1 (``num_cpus`` caps the CPUs it offers,
+    default all); ``"auto"`` joins the cluster running on this machine, ``"HOST:PORT"`` the head at that
+    address (``ray start --head`` prints it).
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": True, "configure_logging": True, "logging_level": logging.WARNING}
+    if address is not None:
+        ray.init(address=address, **quiet)
+        return False
+    with _loopback_node_ip(ray):
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=include_dashboard,
+            dashboard_host=LOOPBACK,
+            **quiet,
+        )
+    return True
+
+
+def node_addresses() -> list[str]:
+    """The IP address of every live node of the cluster this process is connected to."""
+    ray = import_ray()
+    return sorted(node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"])

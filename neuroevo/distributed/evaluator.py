@@ -1,0 +1,447 @@
+"""Population evaluation on Ray worker actors, behind the interface of :func:`neuroevo.rollout.evaluate`.
+
+The population is cut into fixed shards (``shard_size`` members each, by default ``ceil(P / 32)``:
+a function of P alone, so results do not depend on the number of workers). Shards go to whichever
+worker is free (a ``ray.wait`` loop), so a worker whose episodes end early takes more of them. Back
+come returns, episode returns and lengths, env steps and observation statistics, combined in shard
+order: the result is the same for 1 or 100 workers, and each member's fitness is the one the local
+evaluation gives it (its parameters and its episode seeds, nothing else).
+
+A worker that dies (killed process, lost node) has its shard run again on the others, and a
+replacement is started; the generation completes with the same fitness values. When no worker is
+left, :class:`WorkersLost` is raised (the trainer then writes a checkpoint and stops).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from neuroevo.algorithms import ALGORITHMS, Optimizer, Population
+from neuroevo.distributed.cluster import connect, import_ray
+from neuroevo.distributed.worker import (
+    GenerationSpec,
+    Replay,
+    Shard,
+    ShardResult,
+    ShardWorker,
+    Ship,
+    Sync,
+    population_digest,
+)
+from neuroevo.policies import ObsNormalizer, Policy
+from neuroevo.rollout import Evaluation
+
+#: default number of shards per generation (more than workers: free workers take the next shard)
+DEFAULT_SHARDS = 32
+#: generations of fitness the driver keeps to bring a worker's replica up to date without a Sync
+HISTORY = 8
+
+
+class WorkersLost(RuntimeError):
+    """Every Ray worker is gone (and none could be started): the generation cannot finish."""
+
+
+def shard_bounds(popsize: int, shard_size: int | None = None) -> list[tuple[int, int]]:
+    """Member ranges [(start, stop)] covering [0, popsize): ``shard_size`` each (default
+    ``ceil(popsize / DEFAULT_SHARDS)``), the last one shorter."""
+    size = shard_size or math.ceil(popsize / DEFAULT_SHARDS)
+    return [(start, min(start + size, popsize)) for start in range(0, popsize, size)]
+
+
+def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
+    """Shard evaluations, in shard order, as one :class:`Evaluation` (on the CPU); observation
+    statistics merge with :meth:`ObsNormalizer.merge`, in the same order every time."""
+    obs_stats = None
+    if results[0].obs_stats is not None:
+        merged = ObsNormalizer(obs_dim)
+        for result in results:
+            merged.merge(result.obs_stats)
+        obs_stats = merged.stats()
+    return Evaluation(
+        returns=torch.cat([r.returns for r in results]),
+        episode_returns=torch.cat([r.episode_returns for r in results]),
+        episode_lengths=torch.cat([r.episode_lengths for r in results]),
+        env_steps=sum(r.env_steps for r in results),
+        obs_stats=obs_stats,
+        nonfinite_episodes=sum(r.nonfinite_episodes for r in results),
+    )
+
+
+@dataclass
+class _Worker:
+    handle: Any
+    id: int
+    busy: bool = False
+    call: int | None = None
+    """the generation whose spec the worker holds"""
+    replica_generation: int | None = None
+    """the optimizer generation its replica was last asked at; None: no replica"""
+
+
+@dataclass
+class _Generation:
+    """One call of :meth:`RayEvaluator.evaluate`: what the workers are told and what is counted."""
+
+    spec: GenerationSpec
+    population: Population | torch.Tensor
+    optimizer: Optimizer | None
+    digest: str | None
+    shards: list[tuple[int, int]]
+    workers: int
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    busy_seconds: float = 0.0
+    retried: int = 0
+    lost: int = 0
+    syncs: int = 0
+    synced: set[int] = field(default_factory=set)
+
+
+class RayEvaluator:
+    """Evaluates populations on ``workers`` Ray actors, each with its own envs of ``env_id``.
+
+    Args:
+        env_id, backend, num_threads, env_kwargs: what each worker passes to ``make_env`` (one env per
+            shard size); ``num_threads`` is also the CPUs each worker reserves (default 1).
+        policy: the policy architecture (sent once to each worker).
+        workers: number of worker actors.
+        device: the workers' torch device; default the GPU Ray assigns (GPUs are shared out among
+            the workers when the cluster has any), else the CPU.
+        address: None starts a local Ray instance bound to 127.0.0.1 (``include_dashboard`` to get
+            its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
+        shard_size: members per shard (default ``ceil(P / 32)``).
+        replace_lost: start a new worker for each one lost (at most ``workers`` over the evaluator's life).
+        start_timeout: seconds to wait for workers to start before giving up.
+
+    After each :meth:`evaluate`, :attr:`last_metrics` holds ``dist/...`` metrics of that generation.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        policy: Policy,
+        workers: int,
+        *,
+        backend: str = "auto",
+        num_threads: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        device: str | None = None,
+        address: str | None = None,
+        include_dashboard: bool = False,
+        shard_size: int | None = None,
+        replace_lost: bool = True,
+        start_timeout: float = 300.0,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if shard_size is not None and shard_size < 1:
+            raise ValueError(f"shard_size must be positive, got {shard_size}")
+        self.ray = import_ray()
+        self._owns_ray = connect(address, include_dashboard=include_dashboard)
+        self.policy = policy
+        self.shard_size = shard_size
+        self.replace_lost = replace_lost
+        self.start_timeout = float(start_timeout)
+        self.last_metrics: dict[str, float] = {}
+        self._problems: collections.Counter[str] = collections.Counter()
+        self._history: dict[int, torch.Tensor] = {}  # optimizer generation -> the fitness it was told
+        self._optimizer: Optimizer | None = None
+        self._calls = itertools.count(1)
+        self._ids = itertools.count()
+        self._workers: dict[int, _Worker] = {}
+        self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
+        self._replacements_left = workers if replace_lost else 0
+        self._actor_class = self._remote_class(workers, num_threads, device)
+        self._worker_args = (env_id, policy, backend, num_threads, device, env_kwargs)
+        try:
+            self._start_all(workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _remote_class(self, workers: int, num_threads: int | None, device: str | None):
+        ray = self.ray
+        cpus = num_threads or 1
+        available = ray.cluster_resources()
+        if workers * cpus > available.get("CPU", 0):
+            raise ValueError(
+                f"{workers} workers of {cpus} CPU(s) each need {workers * cpus} CPUs; the Ray cluster has "
+                f"{available.get('CPU', 0):g}"
+            )
+        gpus = available.get("GPU", 0)
+        per_worker = 0.0 if device == "cpu" or not gpus else min(1.0, gpus / workers)
+        return ray.remote(ShardWorker).options(num_cpus=cpus, num_gpus=per_worker, max_restarts=0)
+
+    def _start_worker(self) -> None:
+        worker = _Worker(self._actor_class.remote(*self._worker_args), next(self._ids))
+        self._starting[worker.handle.ready.remote()] = worker
+
+    def _start_all(self, workers: int) -> None:
+        for _ in range(workers):
+            self._start_worker()
+        refs = list(self._starting)
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
+        if len(ready) < len(refs):
+            raise RuntimeError(
+                f"only {len(ready)} of {workers} Ray workers started within {self.start_timeout:g} s "
+                f"(cluster resources: {self.ray.cluster_resources()})"
+            )
+        for ref in refs:
+            try:
+                self.ray.get(ref)
+            except self.ray.exceptions.RayError as err:
+                raise RuntimeError(f"a Ray worker failed to start: {err}") from None
+            worker = self._starting.pop(ref)
+            self._workers[worker.id] = worker
+
+    # -- the evaluator interface -----------------------------------------------------------------
+    @property
+    def workers(self) -> int:
+        """Workers ready to take shards now."""
+        return len(self._workers)
+
+    def problem_counts(self) -> dict[str, int]:
+        """Cumulative counts of bad input the workers' envs absorbed (as ``VectorEnv.problem_counts``)."""
+        return dict(self._problems)
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        population: Population | torch.Tensor,
+        episodes: int = 1,
+        max_steps: int | None = None,
+        *,
+        normalizer: ObsNormalizer | None = None,
+        seed: int | torch.Tensor | None = None,
+        collect_obs_stats: bool = False,
+        compile: bool = False,
+        reward_shift: float = 0.0,
+        optimizer: Optimizer | None = None,
+    ) -> Evaluation:
+        """:func:`neuroevo.rollout.evaluate` on the workers, member for member the same result.
+
+        population: a compact :class:`Population` (``optimizer.ask_population()``) or params [P, D].
+        optimizer: the optimizer that asked for ``population``; with it, workers keep a replica of it
+            and per generation receive only the previous fitness (O(P) bytes, not O(D)).
+        The other arguments are :func:`~neuroevo.rollout.evaluate`'s. Returns its :class:`Evaluation`,
+        on the CPU.
+        """
+        popsize = len(population)
+        if episodes <= 0:
+            raise ValueError(f"episodes must be positive, got {episodes}")
+        if seed is None:
+            seed = int(torch.randint(0, 2**31, (1,)).item())
+        elif isinstance(seed, torch.Tensor):
+            if tuple(seed.shape) != (popsize, episodes):
+                shape = tuple(seed.shape)
+                raise ValueError(f"seed tensor must be [P, episodes] = [{popsize}, {episodes}], got {shape}")
+            seed = seed.detach().cpu().clone()
+        spec = GenerationSpec(
+            call=next(self._calls),
+            popsize=popsize,
+            episodes=episodes,
+            max_steps=max_steps,
+            seed=seed,
+            normalizer=_cpu_state(normalizer) if normalizer is not None else None,
+            collect_obs_stats=collect_obs_stats,
+            compile=compile,
+            reward_shift=float(reward_shift),
+            threads=torch.get_num_threads(),
+            source=None,
+        )
+        if optimizer is not self._optimizer:  # replicas and history belong to one optimizer
+            self._optimizer = optimizer
+            self._history.clear()
+            for worker in self._workers.values():
+                worker.replica_generation = None
+        generation = _Generation(
+            spec,
+            population,
+            optimizer,
+            population_digest(population) if isinstance(population, Population) else None,
+            shard_bounds(popsize, self.shard_size),
+            self.workers,
+        )
+        start = time.perf_counter()
+        results = self._run(generation)
+        evaluation = combine(results, self.policy.obs_dim)
+        if optimizer is not None:
+            self._history[optimizer.generation] = evaluation.returns.clone()
+            self._history.pop(optimizer.generation - HISTORY, None)
+        self.last_metrics = self._metrics(generation, time.perf_counter() - start)
+        return evaluation
+
+    # -- scheduling ------------------------------------------------------------------------------
+    def _run(self, generation: _Generation) -> list[Evaluation]:
+        """Every shard evaluated once: free workers take the next shard; a lost worker's shard is queued again."""
+        queue = collections.deque(range(len(generation.shards)))
+        results: list[Evaluation | None] = [None] * len(generation.shards)
+        inflight: dict[Any, tuple[int, _Worker]] = {}
+        while queue or inflight:
+            for worker in self._workers.values():
+                if queue and not worker.busy:
+                    index = queue.popleft()
+                    inflight[self._submit(generation, worker, index)] = (index, worker)
+            for ref in self._wait(inflight):
+                if ref in self._starting:
+                    self._started(ref)
+                    continue
+                index, worker = inflight.pop(ref)
+                result = self._collect(ref, worker, generation)
+                if result is None:
+                    queue.appendleft(index)
+                    generation.retried += 1
+                else:
+                    results[index] = result
+        return results
+
+    def _wait(self, inflight: dict[Any, tuple[int, _Worker]]) -> list[Any]:
+        if not inflight and not self._starting:
+            raise WorkersLost("every Ray worker is lost and none can be started")
+        # With nothing in flight, only a starting replacement can finish the generation.
+        timeout = None if inflight else self.start_timeout
+        ready, _ = self.ray.wait([*inflight, *self._starting], num_returns=1, timeout=timeout)
+        if not ready:
+            raise WorkersLost(f"every Ray worker is lost and no replacement started within {self.start_timeout:g} s")
+        return ready
+
+    def _submit(self, generation: _Generation, worker: _Worker, index: int):
+        start, stop = generation.shards[index]
+        rows = None
+        if isinstance(generation.population, torch.Tensor):
+            rows = generation.population[start:stop].detach().cpu().clone()  # a slice would pickle all rows
+        shard = Shard(generation.spec.call, start, stop, rows)
+        spec = None
+        if worker.call != generation.spec.call:
+            spec = self._spec_for(generation, worker)
+            worker.call = generation.spec.call
+        generation.bytes_sent += _serialized_size((spec, shard))
+        worker.busy = True
+        return worker.handle.run.remote(spec, shard)
+
+    def _spec_for(self, generation: _Generation, worker: _Worker) -> GenerationSpec:
+        """The generation's spec with the cheapest source this worker can rebuild the population from."""
+        population, optimizer = generation.population, generation.optimizer
+        if isinstance(population, torch.Tensor):
+            source = None
+        elif _registered_name(optimizer) is None:  # no optimizer, or one a worker cannot rebuild by name
+            source = Ship(_cpu_population(population))
+        else:
+            source = self._replay(worker, optimizer.generation, generation.digest)
+            if source is None:
+                source = Sync(_registered_name(optimizer), _cpu_state(optimizer), generation.digest)
+                generation.syncs += 1
+                generation.synced.add(worker.id)
+            worker.replica_generation = optimizer.generation
+        return GenerationSpec(**{**generation.spec.__dict__, "source": source})
+
+    def _replay(self, worker: _Worker, current: int, digest: str) -> Replay | None:
+        first = worker.replica_generation
+        if first is None or first > current or any(g not in self._history for g in range(first, current)):
+            return None
+        return Replay(first, [self._history[g] for g in range(first, current)], digest)
+
+    def _collect(self, ref, worker: _Worker, generation: _Generation) -> Evaluation | None:
+        """The shard's evaluation, or None when it must run again (worker lost or out of sync)."""
+        exceptions = self.ray.exceptions
+        try:
+            result: ShardResult = self.ray.get(ref)
+        except exceptions.RayTaskError:
+            raise  # an error in the evaluation itself: every worker would raise it again
+        except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError):
+            self._lose(worker)
+            generation.lost += 1
+            return None
+        worker.busy = False
+        generation.bytes_received += _serialized_size(result)
+        generation.busy_seconds += result.seconds
+        if result.evaluation is None:
+            if worker.id in generation.synced:
+                raise RuntimeError("a worker could not rebuild the population from the optimizer's state")
+            worker.call = worker.replica_generation = None  # a Sync follows
+            return None
+        self._problems.update(result.problems)
+        return result.evaluation
+
+    def _lose(self, worker: _Worker) -> None:
+        self._workers.pop(worker.id, None)
+        try:
+            self.ray.kill(worker.handle, no_restart=True)
+        except Exception:  # already gone with its node
+            pass
+        if self._replacements_left > 0:
+            self._replacements_left -= 1
+            self._start_worker()
+
+    def _started(self, ref) -> None:
+        worker = self._starting.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayError:
+            return  # the replacement did not start; the others go on
+        self._workers[worker.id] = worker
+
+    def _metrics(self, generation: _Generation, wall: float) -> dict[str, float]:
+        capacity = max(generation.workers, 1) * max(wall, 1e-9)
+        return {
+            "dist/workers": self.workers,
+            "dist/shards": len(generation.shards),
+            "dist/bytes_sent": generation.bytes_sent,
+            "dist/bytes_received": generation.bytes_received,
+            "dist/idle_fraction": min(max(1.0 - generation.busy_seconds / capacity, 0.0), 1.0),
+            "dist/retried_shards": generation.retried,
+            "dist/workers_lost": generation.lost,
+            "dist/syncs": generation.syncs,
+        }
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def worker_handles(self) -> list[Any]:
+        """The Ray actor handles of the ready workers (e.g. to kill one in a test)."""
+        return [worker.handle for worker in self._workers.values()]
+
+    def close(self) -> None:
+        """Stop the workers, and the local Ray instance if this evaluator started it."""
+        for worker in [*self._workers.values(), *self._starting.values()]:
+            try:
+                self.ray.kill(worker.handle, no_restart=True)
+            except Exception:  # already gone
+                pass
+        self._workers.clear()
+        self._starting.clear()
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+        self._owns_ray = False
+
+    def __enter__(self) -> RayEvaluator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _registered_name(optimizer: Optimizer | None) -> str | None:
+    """The name ``make_optimizer`` builds ``optimizer``'s class by, or None."""
+    return next((name for name, cls in ALGORITHMS.items() if type(optimizer) is cls), None)
+
+
+def _cpu_state(obj) -> dict[str, Any]:
+    """``obj.state_dict()`` with its tensors on the CPU."""
+    return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in obj.state_dict().items()}
+
+
+def _cpu_population(population: Population) -> Population:
+    return Population(**{**population.__dict__, "bases": population.bases.detach().cpu()})
+
+
+def _serialized_size(obj: Any) -> int:
+    """Bytes of ``obj`` as Ray serializes a task argument or result (cloudpickle)."""
+    from ray import cloudpickle
+
+    return len(cloudpickle.dumps(obj))

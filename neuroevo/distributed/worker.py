@@ -1,0 +1,258 @@
+"""A Ray worker: its own batched envs, policy and device, evaluating shards of the population with the
+local :func:`~neuroevo.rollout.evaluate`, and what the driver sends it.
+
+Per generation a worker is sent one :class:`GenerationSpec` (with its first shard) and then
+:class:`Shard` ranges. The spec names the population in one of three ways (its ``source``):
+
+- :class:`Replay` (ES, ARS, GA under the trainer): the fitness of the generations since the worker's
+  last one. The worker keeps a replica of the optimizer, replays ``tell`` on it and asks it for the
+  next population: the bytes do not depend on the parameter count. A digest of the population the
+  driver asked for guards the replica; a worker whose replica disagrees answers "out of sync".
+- :class:`Sync`: the optimizer's whole state, for a new worker or one out of sync (O(D) once).
+- :class:`Ship`: the compact population itself (bases [B, D] once per worker per generation, then
+  ranges), for a population that comes without its optimizer.
+
+A raw params tensor travels instead as the rows of each shard (``Shard.rows``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from neuroevo.algorithms import NoiseTable, Optimizer, Population, make_optimizer, materialize
+from neuroevo.envs import make_env, resolve_device
+from neuroevo.policies import ObsNormalizer, Policy
+from neuroevo.rollout import Evaluation, episode_seeds, evaluate
+
+
+@dataclass
+class Ship:
+    """The population itself: bases [B, D], offsets and signs [P]."""
+
+    population: Population
+
+
+@dataclass
+class Replay:
+    """Advance the replica optimizer from generation ``first`` with ``tell(f)`` for each of ``fitness``
+    ([P] float32 each), then ask it; the population must have ``digest``."""
+
+    first: int
+    fitness: list[torch.Tensor]
+    digest: str
+
+
+@dataclass
+class Sync:
+    """Rebuild the replica from ``state`` (``Optimizer.state_dict()``, on the CPU) of optimizer ``algo``."""
+
+    algo: str
+    state: dict[str, Any]
+    digest: str
+
+
+@dataclass
+class GenerationSpec:
+    """What a worker needs once per generation; all of it but ``source`` is O(P) or O(obs_dim).
+
+    seed: an int (episode seeds by :func:`~neuroevo.rollout.episode_seeds`) or [P, episodes] int64;
+    normalizer: ``ObsNormalizer.state_dict()`` or None; threads: the driver's torch threads, which the
+    replica runs its updates on (so that its float reductions split as the driver's do).
+    """
+
+    call: int
+    popsize: int
+    episodes: int
+    max_steps: int | None
+    seed: int | torch.Tensor
+    normalizer: dict[str, torch.Tensor] | None
+    collect_obs_stats: bool
+    compile: bool
+    reward_shift: float
+    threads: int
+    source: Ship | Replay | Sync | None
+
+
+@dataclass
+class Shard:
+    """Members [start, stop) of generation ``call``; ``rows`` [stop - start, D] only for a raw params tensor."""
+
+    call: int
+    start: int
+    stop: int
+    rows: torch.Tensor | None = None
+
+
+@dataclass
+class ShardResult:
+    """One shard's :class:`~neuroevo.rollout.Evaluation` (None: the worker was out of sync and the
+    shard must be sent again with a :class:`Sync`), the bad input its env absorbed, and the seconds
+    the worker spent on it."""
+
+    evaluation: Evaluation | None
+    problems: dict[str, int]
+    seconds: float
+
+
+def population_digest(population: Population) -> str:
+    """A 128-bit hash of everything that defines the population's rows."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in (population.bases, population.base_index, population.offsets, population.signs):
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape))
+    digest.update(repr(scalars).encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _replica(algo: str, state: dict[str, Any]) -> Optimizer:
+    optimizer = make_optimizer(algo, state["center"], None, seed=state["seed"], device="cpu", **state["config"])
+    optimizer.load_state_dict(state)
+    return optimizer
+
+
+class ShardWorker:
+    """The body of one Ray worker actor (``ray.remote(ShardWorker)``): its own envs (one per shard size,
+    made on first use), its own device (the GPU Ray assigned it, else the CPU) and a replica of the
+    optimizer. Shards run through the local ``evaluate`` with the members' own episode seeds, so a
+    member's fitness is the one a local evaluation gives it.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        policy: Policy,
+        backend: str = "auto",
+        num_threads: int | None = None,
+        device: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+    ):
+        self.env_id, self.policy, self.backend = env_id, policy, backend
+        self.num_threads = num_threads
+        self.env_kwargs = env_kwargs or {}
+        self.device = resolve_device(device) if device is not None else self._assigned_device()
+        self.envs: dict[int, Any] = {}
+        self.noise: dict[tuple[int, int], NoiseTable] = {}
+        self.replica: Optimizer | None = None
+        self.replica_population: Population | None = None  # the replica's last ask
+        self.spec: GenerationSpec | None = None
+        self.population: Population | None = None
+        self.normalizer: ObsNormalizer | None = None
+        self.seeds: torch.Tensor | None = None
+
+    @staticmethod
+    def _assigned_device() -> torch.device:
+        import ray
+
+        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
+
+    def ready(self) -> dict[str, Any]:
+        """Where this worker runs (answered once its constructor has finished)."""
+        return {"pid": os.getpid(), "host": os.uname().nodename, "device": str(self.device)}
+
+    def run(self, spec: GenerationSpec | None, shard: Shard) -> ShardResult:
+        """Evaluate ``shard``; ``spec`` comes with the worker's first shard of a generation."""
+        start_time = time.perf_counter()
+        if spec is not None and not self._begin(spec):
+            return ShardResult(None, {}, time.perf_counter() - start_time)
+        spec = self.spec
+        if spec is None or spec.call != shard.call:
+            return ShardResult(None, {}, time.perf_counter() - start_time)
+        if shard.rows is not None:
+            params = shard.rows.to(self.device)
+        else:
+            params = materialize(self.population, self._noise(self.population), shard.start, shard.stop)
+        env = self._env((shard.stop - shard.start) * spec.episodes)
+        before = env.problem_counts()
+        evaluation = evaluate(
+            self.policy,
+            params,
+            env,
+            spec.episodes,
+            spec.max_steps,
+            normalizer=self.normalizer,
+            seed=self.seeds[shard.start : shard.stop],
+            collect_obs_stats=spec.collect_obs_stats,
+            compile=spec.compile,
+            reward_shift=spec.reward_shift,
+        )
+        problems = {name: count - before.get(name, 0) for name, count in env.problem_counts().items()}
+        return ShardResult(_to_cpu(evaluation), problems, time.perf_counter() - start_time)
+
+    # -- one generation's set-up -------------------------------------------------------------------
+    def _begin(self, spec: GenerationSpec) -> bool:
+        """Take ``spec`` as the current generation; False when the population cannot be rebuilt exactly."""
+        self.spec = self.population = None
+        if spec.source is not None:  # None: raw rows, carried by the shards
+            population = self._population(spec.source, spec.threads)
+            if population is None:
+                return False
+            self.population = dataclasses.replace(population, bases=population.bases.to(self.device))
+        self.normalizer = None
+        if spec.normalizer is not None:
+            self.normalizer = ObsNormalizer(self.policy.obs_dim, device=self.device)
+            self.normalizer.load_state_dict(spec.normalizer)
+        seed = spec.seed
+        self.seeds = episode_seeds(seed, spec.popsize, spec.episodes) if isinstance(seed, int) else seed
+        self.spec = spec
+        return True
+
+    def _population(self, source: Ship | Replay | Sync, threads: int) -> Population | None:
+        """The generation's population, or None when the replica cannot rebuild it exactly."""
+        if isinstance(source, Ship):
+            return source.population
+        with torch_threads(threads):
+            if isinstance(source, Sync):
+                self.replica = _replica(source.algo, source.state)
+                self.replica_population = self.replica.ask_population()
+            elif self.replica is None or self.replica.generation != source.first:
+                return None
+            else:
+                for fitness in source.fitness:
+                    self.replica.tell(fitness)
+                    self.replica_population = self.replica.ask_population()
+        if population_digest(self.replica_population) != source.digest:
+            self.replica = None  # the driver sends a Sync next
+            return None
+        return self.replica_population
+
+    def _noise(self, population: Population) -> NoiseTable:
+        key = (population.noise_seed, population.noise_size)
+        if key not in self.noise:
+            self.noise[key] = NoiseTable(*key, device=self.device)
+        return self.noise[key]
+
+    def _env(self, num_envs: int):
+        if num_envs not in self.envs:
+            self.envs[num_envs] = make_env(
+                self.env_id, num_envs, self.device, self.backend, self.num_threads, **self.env_kwargs
+            )
+        return self.envs[num_envs]
+
+
+def _to_cpu(evaluation: Evaluation) -> Evaluation:
+    stats = evaluation.obs_stats
+    return dataclasses.replace(
+        evaluation,
+        returns=evaluation.returns.cpu(),
+        episode_returns=evaluation.episode_returns.cpu(),
+        episode_lengths=evaluation.episode_lengths.cpu(),
+        obs_stats=tuple(t.cpu() for t in stats) if stats is not None else None,
+    )
