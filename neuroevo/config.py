@@ -2,7 +2,7 @@
 
 Task cards are the TOML files of the top-level ``envs/`` folder (shipped in the wheel as
 ``neuroevo.tasks``). A card has the sections of :class:`Config`: ``[env]``, ``[policy]``, ``[run]``,
-and one per algorithm (``[es]``, ``[ga]``, ``[ars]``) holding the hyperparameters that solve it, and
+and one per algorithm (``[es]``, ``[ga]``, ``[ars]``, ``[pso]``, ...) holding the hyperparameters that solve it, and
 ``[ppo]``: the RL Zoo's PPO settings for the baseline (``neuroevo.baselines``).
 """
 
@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuroevo.algorithms import ALGORITHMS, ARSConfig, ESConfig, GAConfig
+from neuroevo.algorithms import (
+    ALGORITHMS,
+    ARSConfig,
+    DEConfig,
+    ESConfig,
+    GAConfig,
+    HillClimbingConfig,
+    PSOConfig,
+    RandomSearchConfig,
+    SAConfig,
+)
 from neuroevo.baselines import PPOConfig
 
 
@@ -54,7 +64,7 @@ class PolicyConfig:
 @dataclass
 class RunConfig:
     algo: str = "es"
-    """'es', 'ga' or 'ars'"""
+    """a key of ``neuroevo.algorithms.ALGORITHMS``: 'es', 'ga', 'ars', 'pso', 'de', 'sa', 'hill_climbing', ..."""
     seed: int = 0
     device: str | None = None
     """torch device; default the GPU where there is one, else the CPU"""
@@ -74,16 +84,6 @@ class RunConfig:
     compile: bool = False
     """run the rollout step through torch.compile: fewer kernel launches (GPU) and less per-op overhead
     (small CPU batches); the first generation pays seconds of compilation"""
-
-
-@dataclass
-class Config:
-    env: EnvConfig = field(default_factory=EnvConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-    es: ESConfig = field(default_factory=ESConfig)
-    ga: GAConfig = field(default_factory=GAConfig)
-    ars: ARSConfig = field(default_factory=ARSConfig)
     workers: int = 0
     """Ray worker actors that evaluate the population (0: evaluate in this process); the trajectory is
     the same for any number (README "Scale out with Ray")"""
@@ -95,12 +95,27 @@ class Config:
     shard_size: int | None = None
     """members per shard of distributed evaluation (default ceil(popsize / 32): set by the population,
     not by the number of workers, so that results do not depend on it)"""
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    es: ESConfig = field(default_factory=ESConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    ars: ARSConfig = field(default_factory=ARSConfig)
+    pso: PSOConfig = field(default_factory=PSOConfig)
+    de: DEConfig = field(default_factory=DEConfig)
+    sa: SAConfig = field(default_factory=SAConfig)
+    hill_climbing: HillClimbingConfig = field(default_factory=HillClimbingConfig)
+    random_search: RandomSearchConfig = field(default_factory=RandomSearchConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
 
     @property
     def algo_config(self):
-        """The config of the selected algorithm (``self.es``, ``self.ga`` or ``self.ars``)."""
+        """The config of the selected algorithm: the section named as ``run.algo`` (``self.es``, ...)."""
         return getattr(self, self.run.algo)
 
     def validate(self) -> None:
@@ -119,6 +134,8 @@ class Config:
             raise ValueError("run.eval_episodes, run.eval_every and run.checkpoint_every must be positive")
         if self.run.generations is None and self.run.steps is None and self.run.target is None:
             raise ValueError("no budget: set run.generations, run.steps or run.target")
+        if self.run.workers < 0 or (self.run.shard_size is not None and self.run.shard_size <= 0):
+            raise ValueError("run.workers must be 0 or more and run.shard_size positive")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,8 +151,6 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if value is None:
         if type(None) in args:
             return None
-        if self.run.workers < 0 or (self.run.shard_size is not None and self.run.shard_size <= 0):
-            raise ValueError("run.workers must be 0 or more and run.shard_size positive")
         raise ValueError(f"{where} may not be empty")
     if args and type(None) in args:
         annotation = next(a for a in args if a is not type(None))
