@@ -109,7 +109,8 @@ class RayEvaluator:
 
     Args:
         env_id, backend, num_threads, env_kwargs: what each worker passes to ``make_env`` (one env per
-            shard size); ``num_threads`` is also the CPUs each worker reserves (default 1).
+            shard size).
+        cpus_per_worker: CPUs each worker reserves in Ray (default ``num_threads``, else 1).
         policy: the policy architecture (sent once to each worker).
         workers: number of worker actors.
         device: the workers' torch device; default the GPU Ray assigns (GPUs are shared out among
@@ -136,6 +137,7 @@ class RayEvaluator:
         address: str | None = None,
         include_dashboard: bool = False,
         shard_size: int | None = None,
+        cpus_per_worker: float | None = None,
         replace_lost: bool = True,
         start_timeout: float = 300.0,
     ):
@@ -158,7 +160,7 @@ class RayEvaluator:
         self._workers: dict[int, _Worker] = {}
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
         self._replacements_left = workers if replace_lost else 0
-        self._actor_class = self._remote_class(workers, num_threads, device)
+        self._actor_class = self._remote_class(workers, cpus_per_worker or num_threads or 1, device)
         self._worker_args = (env_id, policy, backend, num_threads, device, env_kwargs)
         try:
             self._start_all(workers)
@@ -166,13 +168,12 @@ class RayEvaluator:
             self.close()
             raise
 
-    def _remote_class(self, workers: int, num_threads: int | None, device: str | None):
+    def _remote_class(self, workers: int, cpus: float, device: str | None):
         ray = self.ray
-        cpus = num_threads or 1
         available = ray.cluster_resources()
         if workers * cpus > available.get("CPU", 0):
             raise ValueError(
-                f"{workers} workers of {cpus} CPU(s) each need {workers * cpus} CPUs; the Ray cluster has "
+                f"{workers} workers of {cpus:g} CPU(s) each need {workers * cpus:g} CPUs; the Ray cluster has "
                 f"{available.get('CPU', 0):g}"
             )
         gpus = available.get("GPU", 0)

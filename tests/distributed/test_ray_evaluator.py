@@ -1,0 +1,203 @@
+"""The Ray evaluator on a real local Ray instance with 2 CPUs: the same fitness as the local evaluator,
+member by member; a killed worker survived; bytes per generation independent of the parameter count;
+a local instance bound to 127.0.0.1 with no dashboard."""
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+import neuroevo
+from neuroevo.algorithms import make_optimizer, materialize
+from neuroevo.distributed import RayEvaluator, WorkersLost, connect
+from neuroevo.distributed.cluster import node_addresses
+from neuroevo.policies import MLP, ObsNormalizer
+
+ENV, EPISODES, MAX_STEPS, POPSIZE = "CartPole-v1", 2, 60, 16
+POLICY = MLP(obs_dim=4, act_dim=2, hidden=(8,), activation="tanh")
+OPTIONS = {"noise_size": 2**19, "popsize": POPSIZE, "sigma": 0.5}
+GA_OPTIONS = {"truncation": 4, "num_elites": 2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = connect(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def evaluator(cluster):
+    # Half a CPU per worker, so that the other tests' evaluators fit beside this one on 2 CPUs.
+    with RayEvaluator(ENV, POLICY, 2, device="cpu", shard_size=3, cpus_per_worker=0.5) as ev:
+        yield ev
+
+
+def _optimizer(algo, policy=POLICY, **overrides):
+    options = {**OPTIONS, **(GA_OPTIONS if algo == "ga" else {}), **overrides}
+    return make_optimizer(algo, policy.init_params(torch.Generator().manual_seed(0)), None, seed=5, **options)
+
+
+def _local(policy, params, normalizer, seed, max_steps=MAX_STEPS):
+    env = neuroevo.make_env(ENV, params.shape[0] * EPISODES, "cpu")
+    return neuroevo.evaluate(policy, params, env, EPISODES, max_steps, normalizer=normalizer, seed=seed,
+                             collect_obs_stats=True)
+
+
+def _assert_same(local, dist):
+    assert torch.equal(dist.returns, local.returns)
+    assert torch.equal(dist.episode_returns, local.episode_returns)
+    assert torch.equal(dist.episode_lengths, local.episode_lengths)
+    assert dist.env_steps == local.env_steps and dist.nonfinite_episodes == local.nonfinite_episodes
+    assert dist.obs_stats[0] == local.obs_stats[0]  # the same observations were counted
+    # summed in another order: equal to float64 rounding
+    for ours, theirs in zip(dist.obs_stats[1:], local.obs_stats[1:], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("algo", ["es", "ga", "ars"])
+def test_distributed_evaluation_equals_local_member_by_member(evaluator, algo):
+    opt = _optimizer(algo)
+    normalizer = ObsNormalizer(4)
+    for generation in range(3):
+        population = opt.ask_population()
+        local = _local(POLICY, materialize(population, opt.noise), normalizer, seed=100 + generation)
+        dist = evaluator.evaluate(population, EPISODES, MAX_STEPS, normalizer=normalizer, seed=100 + generation,
+                                  collect_obs_stats=True, optimizer=opt)
+        _assert_same(local, dist)
+        metrics = evaluator.last_metrics
+        assert metrics["dist/shards"] == 6 and metrics["dist/retried_shards"] == 0
+        # the workers' replicas follow the optimizer: the state goes out once, then fitness only
+        assert metrics["dist/syncs"] == (2 if generation == 0 else 0)
+        assert 0.0 <= metrics["dist/idle_fraction"] <= 1.0
+        opt.tell(dist.returns)
+        normalizer.merge(dist.obs_stats)
+
+
+def test_a_population_without_its_optimizer_and_raw_params_evaluate_the_same(evaluator):
+    opt = _optimizer("ga")
+    opt.ask()
+    opt.tell(torch.arange(POPSIZE, dtype=torch.float32))
+    population = opt.ask_population()
+    params = materialize(population, opt.noise)
+    local = _local(POLICY, params, None, seed=7)
+    for members in (population, params):  # bases shipped once per worker / rows shipped per shard
+        dist = evaluator.evaluate(members, EPISODES, MAX_STEPS, seed=7, collect_obs_stats=True)
+        _assert_same(local, dist)
+
+
+def test_a_worker_killed_while_its_shard_runs_is_survived_with_the_same_fitness(evaluator, monkeypatch):
+    opt = _optimizer("es")
+    population = opt.ask_population()
+    local = _local(POLICY, materialize(population, opt.noise), None, seed=3, max_steps=200)
+    submit, submitted = evaluator._submit, []
+
+    def submit_then_kill(generation, worker, index):
+        ref = submit(generation, worker, index)
+        submitted.append(worker)
+        if len(submitted) == 2:
+            ray.kill(worker.handle)  # its shard is in flight
+        return ref
+
+    monkeypatch.setattr(evaluator, "_submit", submit_then_kill)
+    dist = evaluator.evaluate(population, EPISODES, 200, seed=3, collect_obs_stats=True, optimizer=opt)
+    _assert_same(local, dist)
+    assert evaluator.last_metrics["dist/workers_lost"] == 1
+    assert evaluator.last_metrics["dist/retried_shards"] >= 1
+    monkeypatch.undo()
+    # the run goes on: a replacement joins (with the optimizer's state) and the next generation is exact too
+    opt.tell(dist.returns)
+    population = opt.ask_population()
+    local = _local(POLICY, materialize(population, opt.noise), None, seed=4)
+    for _ in range(50):
+        _assert_same(local, evaluator.evaluate(population, EPISODES, MAX_STEPS, seed=4, collect_obs_stats=True,
+                                               optimizer=opt))
+        if evaluator.workers == 2:
+            break
+    assert evaluator.workers == 2
+
+
+def test_when_every_worker_is_lost_evaluate_raises_workers_lost(cluster):
+    with RayEvaluator(ENV, POLICY, 1, device="cpu", cpus_per_worker=0.5, replace_lost=False) as ev:
+        population = _optimizer("es").ask_population()
+        ray.kill(ev.worker_handles()[0])
+        with pytest.raises(WorkersLost, match="every Ray worker is lost"):
+            ev.evaluate(population, EPISODES, MAX_STEPS, seed=0)
+
+
+def test_bytes_sent_per_generation_do_not_grow_with_the_parameter_count(cluster):
+    sent = {}
+    for hidden in (14, 14_286):  # D = 7 * hidden + 2: 100 and 100,004 parameters
+        policy = MLP(obs_dim=4, act_dim=2, hidden=(hidden,), activation="tanh")
+        with RayEvaluator(ENV, policy, 2, device="cpu", shard_size=2, cpus_per_worker=0.5) as ev:
+            for algo in ("es", "ars"):
+                opt = _optimizer(algo, policy, popsize=8, sigma=0.05)
+                sent[algo, policy.num_params] = []
+                for generation in range(3):
+                    population = opt.ask_population()
+                    result = ev.evaluate(population, 1, 10, seed=generation, optimizer=opt)
+                    sent[algo, policy.num_params].append(ev.last_metrics["dist/bytes_sent"])
+                    opt.tell(result.returns)
+    for algo in ("es", "ars"):
+        small, large = sent[algo, 100], sent[algo, 100_004]
+        assert large[0] > 2 * 4 * 100_000  # generation 0 sends each worker the optimizer's state: O(D), measured
+        assert large[1:] == small[1:]  # then the previous fitness: the same bytes for D = 100 and D = 100,004
+        assert max(small[1:]) < 20_000
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _listening_ips(pids: list[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    ips = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # state LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                ips.append(ipaddress.ip_address(raw))
+    return ips
+
+
+def test_the_local_instance_listens_on_loopback_only_and_serves_no_dashboard(evaluator):
+    assert node_addresses() == ["127.0.0.1"]
+    ray_processes = _descendants(os.getpid())
+    ips = _listening_ips(ray_processes)
+    assert ips, "found no listening Ray sockets to check"
+    assert all(ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped and ip.ipv4_mapped.is_loopback) for ip in ips)
+    # Ray keeps its dashboard process for internal services, but without include_dashboard it serves
+    # nothing: no HTTP server, hence no dashboard and no job-submission API.
+    dashboards = [pid for pid in ray_processes if b"dashboard/dashboard.py" in _cmdline(pid)]
+    assert dashboards and _listening_ips(dashboards) == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
