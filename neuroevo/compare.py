@@ -255,8 +255,8 @@ def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Pa
     else:
         from neuroevo.trainer import Trainer
 
-        if (run_dir / "checkpoints" / "last.pt").exists():
-            trainer = Trainer.resume(run_dir)
+        if (run_dir / "checkpoints" / "last.pt").exists():  # an interrupted run continues where it stopped
+            trainer = Trainer.resume(run_dir, {"run": {"steps": steps, "generations": None, "target": None}})
         else:
             if run_dir.exists():
                 shutil.rmtree(run_dir)
