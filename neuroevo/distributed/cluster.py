@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,7 +31,10 @@ def _loopback_node_ip(ray):
     # loopback only. The flag is read when the node starts, so it is set for the ray.init call alone.
     from ray._private import ray_constants
 
-    previous = ray_constants.ENABLE_RAY_CLUSTER
+    previous = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if previous is None:  # a Ray without the switch: connect() checks the address it got instead
+        yield
+        return
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
@@ -60,6 +64,12 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, include_
             include_dashboard=include_dashboard,
             dashboard_host=LOOPBACK,
             **quiet,
+        )
+    if node_addresses() != [LOOPBACK]:
+        warnings.warn(
+            f"the local Ray instance listens on {', '.join(node_addresses())}, not only {LOOPBACK}: firewall it",
+            RuntimeWarning,
+            stacklevel=2,
         )
     return True
 
