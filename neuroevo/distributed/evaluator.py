@@ -18,7 +18,7 @@ import collections
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -78,11 +78,24 @@ def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
 class _Worker:
     handle: Any
     id: int
-    busy: bool = False
+    inflight: int = 0
+    """shards submitted and not yet collected"""
     call: int | None = None
-    """the generation whose spec the worker holds"""
+    """the generation whose spec the worker holds (or will, once its queue reaches it)"""
+    specs: int = 0
+    """specs sent to it so far"""
     replica_generation: int | None = None
     """the optimizer generation its replica was last asked at; None: no replica"""
+
+
+@dataclass
+class _Task:
+    """A shard in flight: its index, its worker, the worker's spec count at submission, whether it carried a Sync."""
+
+    index: int
+    worker: _Worker
+    specs: int
+    sync: bool
 
 
 @dataclass
@@ -101,7 +114,6 @@ class _Generation:
     retried: int = 0
     lost: int = 0
     syncs: int = 0
-    synced: set[int] = field(default_factory=set)
 
 
 class RayEvaluator:
@@ -118,6 +130,7 @@ class RayEvaluator:
         address: None starts a local Ray instance bound to 127.0.0.1 (``include_dashboard`` to get
             its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
         shard_size: members per shard (default ``ceil(P / 32)``).
+        prefetch: shards queued on each worker at a time (2: the next one is there when one ends).
         replace_lost: start a new worker for each one lost (at most ``workers`` over the evaluator's life).
         start_timeout: seconds to wait for workers to start before giving up.
 
@@ -138,6 +151,7 @@ class RayEvaluator:
         include_dashboard: bool = False,
         shard_size: int | None = None,
         cpus_per_worker: float | None = None,
+        prefetch: int = 2,
         replace_lost: bool = True,
         start_timeout: float = 300.0,
     ):
@@ -149,6 +163,7 @@ class RayEvaluator:
         self._owns_ray = connect(address, include_dashboard=include_dashboard)
         self.policy = policy
         self.shard_size = shard_size
+        self.prefetch = max(1, int(prefetch))
         self.replace_lost = replace_lost
         self.start_timeout = float(start_timeout)
         self.last_metrics: dict[str, float] = {}
@@ -284,26 +299,27 @@ class RayEvaluator:
         """Every shard evaluated once: free workers take the next shard; a lost worker's shard is queued again."""
         queue = collections.deque(range(len(generation.shards)))
         results: list[Evaluation | None] = [None] * len(generation.shards)
-        inflight: dict[Any, tuple[int, _Worker]] = {}
+        inflight: dict[Any, _Task] = {}
         while queue or inflight:
-            for worker in self._workers.values():
-                if queue and not worker.busy:
-                    index = queue.popleft()
-                    inflight[self._submit(generation, worker, index)] = (index, worker)
+            for depth in range(self.prefetch):  # every worker one shard, then a second one queued
+                for worker in self._workers.values():
+                    if queue and worker.inflight <= depth:
+                        ref, task = self._submit(generation, worker, queue.popleft())
+                        inflight[ref] = task
             for ref in self._wait(inflight):
                 if ref in self._starting:
                     self._started(ref)
                     continue
-                index, worker = inflight.pop(ref)
-                result = self._collect(ref, worker, generation)
+                task = inflight.pop(ref)
+                result = self._collect(ref, task, generation)
                 if result is None:
-                    queue.appendleft(index)
+                    queue.appendleft(task.index)
                     generation.retried += 1
                 else:
-                    results[index] = result
+                    results[task.index] = result
         return results
 
-    def _wait(self, inflight: dict[Any, tuple[int, _Worker]]) -> list[Any]:
+    def _wait(self, inflight: dict[Any, _Task]) -> list[Any]:
         if not inflight and not self._starting:
             raise WorkersLost("every Ray worker is lost and none can be started")
         # With nothing in flight, only a starting replacement can finish the generation.
@@ -323,9 +339,13 @@ class RayEvaluator:
         if worker.call != generation.spec.call:
             spec = self._spec_for(generation, worker)
             worker.call = generation.spec.call
+            worker.specs += 1
+            if isinstance(spec.source, Sync):
+                generation.syncs += 1
         generation.bytes_sent += _serialized_size((spec, shard))
-        worker.busy = True
-        return worker.handle.run.remote(spec, shard)
+        worker.inflight += 1
+        task = _Task(index, worker, worker.specs, spec is not None and isinstance(spec.source, Sync))
+        return worker.handle.run.remote(spec, shard), task
 
     def _spec_for(self, generation: _Generation, worker: _Worker) -> GenerationSpec:
         """The generation's spec with the cheapest source this worker can rebuild the population from."""
@@ -338,8 +358,6 @@ class RayEvaluator:
             source = self._replay(worker, optimizer.generation, generation.digest)
             if source is None:
                 source = Sync(_registered_name(optimizer), _cpu_state(optimizer), generation.digest)
-                generation.syncs += 1
-                generation.synced.add(worker.id)
             worker.replica_generation = optimizer.generation
         return GenerationSpec(**{**generation.spec.__dict__, "source": source})
 
@@ -349,30 +367,33 @@ class RayEvaluator:
             return None
         return Replay(first, [self._history[g] for g in range(first, current)], digest)
 
-    def _collect(self, ref, worker: _Worker, generation: _Generation) -> Evaluation | None:
+    def _collect(self, ref, task: _Task, generation: _Generation) -> Evaluation | None:
         """The shard's evaluation, or None when it must run again (worker lost or out of sync)."""
         exceptions = self.ray.exceptions
+        worker = task.worker
         try:
             result: ShardResult = self.ray.get(ref)
         except exceptions.RayTaskError:
             raise  # an error in the evaluation itself: every worker would raise it again
         except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError):
-            self._lose(worker)
-            generation.lost += 1
+            generation.lost += self._lose(worker)
             return None
-        worker.busy = False
+        worker.inflight -= 1
         generation.bytes_received += _serialized_size(result)
         generation.busy_seconds += result.seconds
         if result.evaluation is None:
-            if worker.id in generation.synced:
+            if task.sync:
                 raise RuntimeError("a worker could not rebuild the population from the optimizer's state")
-            worker.call = worker.replica_generation = None  # a Sync follows
+            if task.specs == worker.specs:  # no newer spec on its way: send a Sync next
+                worker.call = worker.replica_generation = None
             return None
         self._problems.update(result.problems)
         return result.evaluation
 
-    def _lose(self, worker: _Worker) -> None:
-        self._workers.pop(worker.id, None)
+    def _lose(self, worker: _Worker) -> bool:
+        """Drop a dead worker (and start a replacement); False if it was dropped already."""
+        if self._workers.pop(worker.id, None) is None:
+            return False
         try:
             self.ray.kill(worker.handle, no_restart=True)
         except Exception:  # already gone with its node
@@ -380,6 +401,7 @@ class RayEvaluator:
         if self._replacements_left > 0:
             self._replacements_left -= 1
             self._start_worker()
+        return True
 
     def _started(self, ref) -> None:
         worker = self._starting.pop(ref)

@@ -201,3 +201,14 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_replica_out_of_sync_is_resynchronized_and_the_fitness_stays_exact(evaluator):
+    opt = _optimizer("es")
+    evaluator.evaluate(opt.ask_population(), EPISODES, MAX_STEPS, seed=0, optimizer=opt)
+    opt.tell(torch.linspace(0, 1, POPSIZE))  # not the fitness the evaluator measured: the replicas diverge
+    population = opt.ask_population()
+    local = _local(POLICY, materialize(population, opt.noise), None, seed=1)
+    dist = evaluator.evaluate(population, EPISODES, MAX_STEPS, seed=1, collect_obs_stats=True, optimizer=opt)
+    _assert_same(local, dist)
+    assert evaluator.last_metrics["dist/syncs"] == 2 and evaluator.last_metrics["dist/retried_shards"] >= 2
