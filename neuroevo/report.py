@@ -94,7 +94,7 @@ def band(runs: list[Run], key: str, points: int = 200) -> tuple[np.ndarray, np.n
         x = np.array([p[key] for p in curves[0]], dtype=float)
         ys = np.array([[p["return"] for p in curves[0]]])
     else:
-        x = np.linspace(lo, hi, points)
+        x = np.geomspace(lo, hi, points) if key == "wall" and lo > 0 else np.linspace(lo, hi, points)
         ys = np.stack([np.interp(x, [p[key] for p in c], [p["return"] for p in c]) for c in curves])
     return x, ys.mean(0), ys.min(0), ys.max(0)
 
@@ -105,8 +105,9 @@ def plot(comparison: Comparison, key: str, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=80)
     for algo in comparison.algos:
         runs = [r for r in comparison.runs.get(algo, []) if r.curve]
         if not runs:
@@ -118,6 +119,7 @@ def plot(comparison: Comparison, key: str, path: Path) -> Path:
         ax.axhline(comparison.threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
     if key == "wall":
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("wall time (s, log scale)")
     else:
         ax.set_xlabel("env steps (training)")
