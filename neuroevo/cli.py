@@ -69,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         where = f"{cfg.run.workers} Ray workers at {cfg.run.ray_address or 'a local instance on 127.0.0.1'}"
     print(
         f"training {cfg.run.algo.upper()} on {cfg.env.id} ({where}), "
-        f"popsize {cfg.algo_config.popsize}, {trainer.policy.num_params} parameters"
+        f"popsize {trainer.optimizer.popsize}, {trainer.policy.num_params} parameters"
     )
     result = trainer.run()
     if result.interrupted:

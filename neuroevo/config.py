@@ -19,13 +19,18 @@ from typing import Any
 from neuroevo.algorithms import (
     ALGORITHMS,
     ARSConfig,
+    CEMConfig,
+    CMAESConfig,
     DEConfig,
     ESConfig,
     GAConfig,
     HillClimbingConfig,
+    PGPEConfig,
     PSOConfig,
     RandomSearchConfig,
     SAConfig,
+    SNESConfig,
+    XNESConfig,
 )
 from neuroevo.baselines import PPOConfig
 
@@ -110,6 +115,11 @@ class Config:
     sa: SAConfig = field(default_factory=SAConfig)
     hill_climbing: HillClimbingConfig = field(default_factory=HillClimbingConfig)
     random_search: RandomSearchConfig = field(default_factory=RandomSearchConfig)
+    cmaes: CMAESConfig = field(default_factory=CMAESConfig)
+    pgpe: PGPEConfig = field(default_factory=PGPEConfig)
+    snes: SNESConfig = field(default_factory=SNESConfig)
+    xnes: XNESConfig = field(default_factory=XNESConfig)
+    cem: CEMConfig = field(default_factory=CEMConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
 
@@ -122,8 +132,9 @@ class Config:
         """Raise a one-line ``ValueError`` for a value no run can use."""
         if self.run.algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.run.algo!r}; choose one of {', '.join(ALGORITHMS)}")
-        if self.algo_config.popsize <= 0:
-            raise ValueError(f"popsize must be positive, got {self.algo_config.popsize}")
+        popsize = self.algo_config.popsize  # None: the optimizer's rule from the parameter count (CMA-ES, ...)
+        if popsize is not None and popsize <= 0:
+            raise ValueError(f"popsize must be positive, got {popsize}")
         for name in ("generations", "steps"):
             value = getattr(self.run, name)
             if value is not None and value <= 0:

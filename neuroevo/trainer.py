@@ -90,26 +90,28 @@ class Trainer:
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
         env_args = (self.device, env_cfg.backend, env_cfg.num_threads)
-        # With Ray workers the training envs live on the workers; this one only describes the spaces.
-        num_envs = algo_cfg.popsize * env_cfg.episodes if config.run.workers == 0 else 1
-        self.env = make_env(env_cfg.id, num_envs, *env_args)
+        # The evaluation env describes the spaces: the policy, then the optimizer (whose population size
+        # may follow from the parameter count, as CMA-ES's), then the training envs, one slot per episode.
         self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
-        obs_dim = self.env.obs_dim
+        obs_dim = self.eval_env.obs_dim
         if policy is None:
             kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
             policy = make_policy(
                 config.policy.kind,
                 obs_dim,
-                output_dim(self.env.single_action_space),
+                output_dim(self.eval_env.single_action_space),
                 **(kwargs if config.policy.kind == "mlp" else {}),
             )
-        check_fits(policy, self.env.single_action_space, self.env.single_observation_space, name=env_cfg.id)
+        check_fits(policy, self.eval_env.single_action_space, self.eval_env.single_observation_space, name=env_cfg.id)
         self.policy = policy
         generator = torch.Generator().manual_seed(config.run.seed)
         center = policy.init_params(generator).to(self.device)
         self.optimizer = make_optimizer(
             config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device
         )
+        # With Ray workers the training envs live on the workers; this one only describes the spaces.
+        num_envs = self.optimizer.popsize * env_cfg.episodes if config.run.workers == 0 else 1
+        self.env = make_env(env_cfg.id, num_envs, *env_args)
         self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
         self.generation = 0
         self.env_steps = 0

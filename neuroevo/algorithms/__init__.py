@@ -12,6 +12,18 @@ from neuroevo.algorithms.base import (
 from neuroevo.algorithms.chains import HillClimbing, HillClimbingConfig, SAConfig, SimulatedAnnealing
 from neuroevo.algorithms.de import DE, DEConfig
 from neuroevo.algorithms.es import ES, ESConfig
+from neuroevo.algorithms.evotorch_searchers import (
+    CEM,
+    CMAES,
+    PGPE,
+    SNES,
+    XNES,
+    CEMConfig,
+    CMAESConfig,
+    PGPEConfig,
+    SNESConfig,
+    XNESConfig,
+)
 from neuroevo.algorithms.ga import GA, GAConfig
 from neuroevo.algorithms.noise import NoiseTable
 from neuroevo.algorithms.pso import PSO, PSOConfig
@@ -27,6 +39,12 @@ ALGORITHMS: dict[str, type[Optimizer]] = {
     "sa": SimulatedAnnealing,
     "hill_climbing": HillClimbing,
     "random_search": RandomSearch,
+    # EvoTorch's searchers, stepped on our evaluator (pip install evotorch)
+    "cmaes": CMAES,
+    "pgpe": PGPE,
+    "snes": SNES,
+    "xnes": XNES,
+    "cem": CEM,
 }
 
 
@@ -43,6 +61,10 @@ __all__ = [
     "ALGORITHMS",
     "ARS",
     "ARSConfig",
+    "CEM",
+    "CEMConfig",
+    "CMAES",
+    "CMAESConfig",
     "DE",
     "DEConfig",
     "ES",
@@ -54,15 +76,21 @@ __all__ = [
     "NoiseTable",
     "Optimizer",
     "OptimizerConfig",
+    "PGPE",
+    "PGPEConfig",
     "PSO",
     "PSOConfig",
     "Population",
     "RandomSearch",
     "RandomSearchConfig",
     "SAConfig",
+    "SNES",
+    "SNESConfig",
     "SimulatedAnnealing",
     "centered_ranks",
     "make_optimizer",
     "materialize",
+    "XNES",
+    "XNESConfig",
     "sanitize_fitness",
 ]

@@ -17,6 +17,11 @@ SMALL = {
     "sa": {"popsize": 20},
     "hill_climbing": {"popsize": 20},
     "random_search": {"popsize": 20},
+    "cmaes": {"popsize": 20},
+    "pgpe": {"popsize": 20},
+    "snes": {"popsize": 20},
+    "xnes": {"popsize": 20},
+    "cem": {"popsize": 20},
 }
 
 
