@@ -62,12 +62,21 @@ def measure_workers(env_id: str, workers: int, popsize: int, generations: int) -
             "bytes_sent": sum(sent) / len(sent), "shards": evaluator.last_metrics["dist/shards"]}
 
 
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def run(envs: list[str], worker_counts: list[int], popsize: int, generations: int) -> tuple[list[dict], list[str]]:
     cores = len(os.sched_getaffinity(0))
     lines = [
         f"command: .venv/bin/python scripts/bench_ray.py {' '.join(sys.argv[1:])}".rstrip(),
-        f"machine: {cores} cores available ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-        f"ray {__import__('ray').__version__}, {time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {cores} cores available ({_cpu_model()}), torch {torch.__version__}, "
+        f"ray {__import__('ray').__version__}, {time.strftime('%Y-%m-%d %H:%M')}; load average before: "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"population: ES, linear policy, popsize {popsize}, 1 episode per member, {generations} timed generations "
         "after a warm-up; load = 1-minute load average after the row",
     ]
