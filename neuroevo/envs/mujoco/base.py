@@ -49,10 +49,26 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def normal_from_uniforms(u: np.ndarray) -> np.ndarray:
-    """Standard normals from uniforms (Box-Muller): u [N, 2k] in [0, 1) -> [N, k]."""
+def array_namespace(x):
+    """The module that computes on array ``x``: torch for tensors, numpy otherwise.
+
+    The tasks' math (observation, reward terms, termination, reset noise) is written once against the
+    names numpy and torch share (``xp.concatenate(..., axis=1)``, ``xp.clip``, ``xp.linalg.norm``, ...):
+    this backend runs it on float64 numpy arrays, the warp backend on tensors on the device.
+    """
+    return torch if isinstance(x, torch.Tensor) else np
+
+
+def copy(x):
+    """A copy of array ``x`` that later writes to ``x`` leave alone (numpy ``copy``, torch ``clone``)."""
+    return x.clone() if isinstance(x, torch.Tensor) else x.copy()
+
+
+def normal_from_uniforms(u):
+    """Standard normals from uniforms (Box-Muller): u [N, 2k] in [0, 1) -> [N, k] (numpy or torch)."""
+    xp = array_namespace(u)
     u1, u2 = u[:, 0::2], u[:, 1::2]
-    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
+    return xp.sqrt(-2.0 * xp.log1p(-u1)) * xp.cos(2.0 * math.pi * u2)
 
 
 class MujocoVectorEnv(VectorEnv):
@@ -70,6 +86,9 @@ class MujocoVectorEnv(VectorEnv):
             only these are copied each step.
         num_reset_uniforms: uniforms per env that ``initial_state`` consumes.
         obs_dim_: observation size.
+
+    The three functions use only names numpy and torch share (see :func:`array_namespace`), and model
+    constants through :meth:`constant`, so the warp backend runs the same code on device tensors.
 
     Args:
         num_envs: N.
@@ -152,6 +171,10 @@ class MujocoVectorEnv(VectorEnv):
         """(reward [N], terminated [N] bool, {term name: [N]}) for the step from ``before`` to ``now``
         under ``action`` [N, nu] (the action as given, as gymnasium's control costs use it)."""
         raise NotImplementedError
+
+    def constant(self, array: np.ndarray):
+        """A model constant (e.g. ``model.body_mass``) as the array type the task math runs on: numpy here."""
+        return array
 
     # -- physics on the thread pool --------------------------------------------------------------
     def _gather(self, i: int) -> None:

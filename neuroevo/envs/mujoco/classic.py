@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, normal_from_uniforms
+from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, normal_from_uniforms
 
 
 def uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -50,12 +50,13 @@ class InvertedPendulum(MujocoVectorEnv):
         return noisy_start(self, u, self.reset_noise_scale, normal_qvel=False)
 
     def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate([now["qpos"], now["qvel"]], axis=1)
+        return array_namespace(now["qpos"]).concatenate([now["qpos"], now["qvel"]], axis=1)
 
     def reward(self, before, now, action):
         obs = self.observe(now)
-        terminated = ~np.isfinite(obs).all(axis=1) | (np.abs(obs[:, 1]) > 0.2)
-        survive = (~terminated).astype(np.float64)
+        xp = array_namespace(obs)
+        terminated = ~xp.isfinite(obs).all(axis=1) | (xp.abs(obs[:, 1]) > 0.2)
+        survive = xp.where(terminated, 0.0, 1.0)
         return survive, terminated, {"reward_survive": survive}
 
 
@@ -91,13 +92,14 @@ class InvertedDoublePendulum(MujocoVectorEnv):
 
     def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
         qpos = now["qpos"]
-        return np.concatenate(
+        xp = array_namespace(qpos)
+        return xp.concatenate(
             [
                 qpos[:, :1],
-                np.sin(qpos[:, 1:]),
-                np.cos(qpos[:, 1:]),
-                np.clip(now["qvel"], -10, 10),
-                np.clip(now["qfrc_constraint"], -10, 10)[:, :1],
+                xp.sin(qpos[:, 1:]),
+                xp.cos(qpos[:, 1:]),
+                xp.clip(now["qvel"], -10, 10),
+                xp.clip(now["qfrc_constraint"], -10, 10)[:, :1],
             ],
             axis=1,
         )
@@ -155,18 +157,21 @@ class Reacher(MujocoVectorEnv):
     @classmethod
     def sample_goal(cls, u: np.ndarray) -> np.ndarray:
         """Goals [N, 2] uniform in the disc |goal| < 0.2 from u [N, 2 * goal_candidates] (see class doc)."""
+        xp = array_namespace(u)
         r = cls.goal_radius
         candidates = uniform(u, -r, r).reshape(len(u), cls.goal_candidates, 2)
-        accepted = np.linalg.norm(candidates, axis=2) < r
-        first = np.argmax(accepted, axis=1)  # first accepted candidate (0 if none)
-        goal = candidates[np.arange(len(u)), first]
-        return np.where(accepted.any(axis=1)[:, None], goal, 0.5 * candidates[:, -1])
+        accepted = xp.linalg.norm(candidates, axis=2) < r
+        first = accepted & (xp.cumsum(accepted, axis=1) == 1)  # the first accepted candidate, one-hot
+        goal = xp.sum(candidates * first[:, :, None], axis=1)  # exactly that candidate: the rest add zeros
+        return xp.where(accepted.any(axis=1)[:, None], goal, 0.5 * candidates[:, -1])
 
     def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = 2 * self.goal_candidates
-        qpos = self.init_qpos + np.concatenate([uniform(u[:, :2], -0.1, 0.1), np.zeros((len(u), 2))], axis=1)
+        xp = array_namespace(u)
+        zeros = xp.zeros_like(u[:, :2])
+        qpos = self.init_qpos + xp.concatenate([uniform(u[:, :2], -0.1, 0.1), zeros], axis=1)
         qpos[:, 2:] = self.sample_goal(u[:, 2 : 2 + k])
-        qvel = self.init_qvel + np.concatenate([uniform(u[:, 2 + k :], -0.005, 0.005), np.zeros((len(u), 2))], axis=1)
+        qvel = self.init_qvel + xp.concatenate([uniform(u[:, 2 + k :], -0.005, 0.005), zeros], axis=1)
         qvel[:, 2:] = 0.0
         return qpos, qvel
 
@@ -178,12 +183,14 @@ class Reacher(MujocoVectorEnv):
         qpos = now["qpos"]
         theta = qpos[:, :2]
         vec = self._fingertip_to_target(now)
-        return np.concatenate([np.cos(theta), np.sin(theta), qpos[:, 2:], now["qvel"][:, :2], vec[:, :2]], axis=1)
+        xp = array_namespace(qpos)
+        return xp.concatenate([xp.cos(theta), xp.sin(theta), qpos[:, 2:], now["qvel"][:, :2], vec[:, :2]], axis=1)
 
     def reward(self, before, now, action):
-        reward_dist = -np.linalg.norm(self._fingertip_to_target(now), axis=1) * self.reward_dist_weight
-        reward_ctrl = -np.square(action).sum(axis=1) * self.reward_control_weight
-        terminated = np.zeros(len(action), dtype=bool)
+        xp = array_namespace(action)
+        reward_dist = -xp.linalg.norm(self._fingertip_to_target(now), axis=1) * self.reward_dist_weight
+        reward_ctrl = -xp.square(action).sum(axis=1) * self.reward_control_weight
+        terminated = xp.zeros_like(reward_dist, dtype=bool)
         return reward_dist + reward_ctrl, terminated, {"reward_dist": reward_dist, "reward_ctrl": reward_ctrl}
 
 

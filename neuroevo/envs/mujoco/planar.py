@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, normal_from_uniforms
+from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, copy, normal_from_uniforms
 
 
 def _uniform_noise(u: np.ndarray, scale: float) -> np.ndarray:
@@ -63,19 +63,21 @@ class _Planar(MujocoVectorEnv):
         return qpos, qvel
 
     def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
+        xp = array_namespace(now["qpos"])
         velocity = now["qvel"]
         if self.velocity_clip is not None:
-            velocity = np.clip(velocity, -self.velocity_clip, self.velocity_clip)
-        return np.concatenate([now["qpos"][:, self.skipped_qpos :], velocity], axis=1)
+            velocity = xp.clip(velocity, -self.velocity_clip, self.velocity_clip)
+        return xp.concatenate([now["qpos"][:, self.skipped_qpos :], velocity], axis=1)
 
     def _forward_and_ctrl(
         self, before: dict[str, np.ndarray], now: dict[str, np.ndarray], action: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(forward reward [N], control cost [N], {x_position, x_velocity}) as gymnasium's ``step``."""
-        x_position = now["qpos"][:, 0].copy()  # copies: ``now`` is overwritten by the next step
+        xp = array_namespace(action)
+        x_position = copy(now["qpos"][:, 0])  # copies: ``now`` is overwritten by the next step
         x_velocity = (x_position - before["qpos"][:, 0]) / self.dt
         forward_reward = self.forward_reward_weight * x_velocity
-        ctrl_cost = self.ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        ctrl_cost = self.ctrl_cost_weight * xp.sum(xp.square(action), axis=1)
         return forward_reward, ctrl_cost, {"x_position": x_position, "x_velocity": x_velocity}
 
     def extra_info(self, before: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -88,7 +90,8 @@ class _Planar(MujocoVectorEnv):
         """Forward reward minus control cost, never terminating (HalfCheetah, Swimmer)."""
         forward_reward, ctrl_cost, info = self._forward_and_ctrl(before, now, action)
         terms = {**info, **self.extra_info(before, now), "reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
-        return forward_reward - ctrl_cost, np.zeros(len(action), dtype=bool), terms
+        never = array_namespace(action).zeros_like(forward_reward, dtype=bool)
+        return forward_reward - ctrl_cost, never, terms
 
 
 class _Legged(_Planar):
@@ -149,7 +152,8 @@ class Hopper(_Legged):
     healthy_angle_range = (-0.2, 0.2)
 
     def is_healthy(self, now: dict[str, np.ndarray]) -> np.ndarray:
-        state = np.concatenate([now["qpos"][:, 2:], now["qvel"]], axis=1)  # gymnasium's state_vector()[2:]
+        xp = array_namespace(now["qpos"])
+        state = xp.concatenate([now["qpos"][:, 2:], now["qvel"]], axis=1)  # gymnasium's state_vector()[2:]
         return _inside(state, *self.healthy_state_range).all(axis=1) & super().is_healthy(now)
 
 
@@ -212,8 +216,8 @@ class Swimmer(_Planar):
     def extra_info(self, before: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         xy = now["qpos"][:, :2]
         return {
-            "y_position": xy[:, 1].copy(),
-            "distance_from_origin": np.linalg.norm(xy, axis=1),
+            "y_position": copy(xy[:, 1]),
+            "distance_from_origin": array_namespace(xy).linalg.norm(xy, axis=1),
             "y_velocity": (xy[:, 1] - before["qpos"][:, 1]) / self.dt,
         }
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, normal_from_uniforms
+from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, copy, normal_from_uniforms
 
 Arrays = dict[str, np.ndarray]
 
@@ -49,7 +49,8 @@ class _Locomotion(MujocoVectorEnv):
 
     def _ctrl_cost(self, action: np.ndarray) -> np.ndarray:
         """[N] control cost (positive) of the action as given (Humanoid's ``data.ctrl`` is the same)."""
-        return self.ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        xp = array_namespace(action)
+        return self.ctrl_cost_weight * xp.sum(xp.square(action), axis=1)
 
     def _contact_cost(self, now: Arrays) -> np.ndarray:
         """[N] contact cost (positive)."""
@@ -77,7 +78,8 @@ class _Locomotion(MujocoVectorEnv):
         return qpos, qvel
 
     def observe(self, now: Arrays) -> np.ndarray:
-        return np.concatenate([now["qpos"][:, 2:], now["qvel"], *self._extra_obs(now)], axis=1)
+        xp = array_namespace(now["qpos"])
+        return xp.concatenate([now["qpos"][:, 2:], now["qvel"], *self._extra_obs(now)], axis=1)
 
     def reward(self, before: Arrays, now: Arrays, action: np.ndarray):
         xy_velocity = (self._xy(now) - self._xy(before)) / self.dt
@@ -90,10 +92,10 @@ class _Locomotion(MujocoVectorEnv):
         reward = (forward_reward + healthy_reward) - (ctrl_cost + contact_cost)
         qpos = now["qpos"]
         terms = {
-            "x_position": qpos[:, 0].copy(),
-            "y_position": qpos[:, 1].copy(),
+            "x_position": copy(qpos[:, 0]),
+            "y_position": copy(qpos[:, 1]),
             **self._extra_info(now),
-            "distance_from_origin": np.linalg.norm(qpos[:, 0:2], ord=2, axis=1),
+            "distance_from_origin": array_namespace(qpos).linalg.norm(qpos[:, 0:2], ord=2, axis=1),
             "x_velocity": x_velocity,
             "y_velocity": y_velocity,
             "reward_forward": forward_reward,
@@ -135,7 +137,7 @@ class Ant(_Locomotion):
 
     def _contact_forces(self, now: Arrays) -> np.ndarray:
         low, high = self.contact_force_range
-        return np.clip(now["cfrc_ext"], low, high)  # [N, nbody, 6]
+        return array_namespace(now["cfrc_ext"]).clip(now["cfrc_ext"], low, high)  # [N, nbody, 6]
 
     def _xy(self, fields: Arrays) -> np.ndarray:
         return fields["xpos"][:, self.main_body, :2]
@@ -143,17 +145,21 @@ class Ant(_Locomotion):
     def _ctrl_cost(self, action: np.ndarray) -> np.ndarray:
         # gymnasium squares and sums Ant's float32 action in float32 (numpy keeps float32 against the
         # Python-float weight); so do we, exactly, since a float32 action survives the float64 round trip
-        cost = np.float32(self.ctrl_cost_weight) * np.sum(np.square(action.astype(np.float32)), axis=1)
-        return cost.astype(np.float64)
+        xp = array_namespace(action)
+        cost = self.ctrl_cost_weight * xp.sum(xp.square(xp.asarray(action, dtype=xp.float32)), axis=1)
+        return xp.asarray(cost, dtype=action.dtype)
 
     def _healthy(self, now: Arrays) -> np.ndarray:
         low, high = self.healthy_z_range
-        finite = np.isfinite(now["qpos"]).all(axis=1) & np.isfinite(now["qvel"]).all(axis=1)
+        xp = array_namespace(now["qpos"])
+        finite = xp.isfinite(now["qpos"]).all(axis=1) & xp.isfinite(now["qvel"]).all(axis=1)
         z = now["qpos"][:, 2]
         return finite & (low <= z) & (z <= high)
 
     def _contact_cost(self, now: Arrays) -> np.ndarray:
-        return self.contact_cost_weight * np.sum(np.square(self._contact_forces(now)), axis=(1, 2))
+        forces = self._contact_forces(now)
+        xp = array_namespace(forces)
+        return self.contact_cost_weight * xp.sum(xp.square(forces), axis=(1, 2))
 
     def _qvel_noise(self, u: np.ndarray) -> np.ndarray:
         return self.reset_noise_scale * normal_from_uniforms(u)
@@ -194,8 +200,8 @@ class Humanoid(_Locomotion):
     reset_noise_scale = 1e-2
 
     def _xy(self, fields: Arrays) -> np.ndarray:
-        mass = self.model.body_mass
-        return (np.einsum("b,nbj->nj", mass, fields["xipos"]) / mass.sum())[:, 0:2]
+        mass = self.constant(self.model.body_mass)
+        return (array_namespace(mass).einsum("b,nbj->nj", mass, fields["xipos"]) / mass.sum())[:, 0:2]
 
     def _healthy(self, now: Arrays) -> np.ndarray:
         low, high = self.healthy_z_range
@@ -203,8 +209,9 @@ class Humanoid(_Locomotion):
         return (low < z) & (z < high)
 
     def _contact_cost(self, now: Arrays) -> np.ndarray:
-        cost = self.contact_cost_weight * np.sum(np.square(now["cfrc_ext"]), axis=(1, 2))
-        return np.clip(cost, *self.contact_cost_range)
+        xp = array_namespace(now["cfrc_ext"])
+        cost = self.contact_cost_weight * xp.sum(xp.square(now["cfrc_ext"]), axis=(1, 2))
+        return xp.clip(cost, *self.contact_cost_range)
 
     def _qvel_noise(self, u: np.ndarray) -> np.ndarray:
         scale = self.reset_noise_scale
@@ -220,7 +227,7 @@ class Humanoid(_Locomotion):
         ]
 
     def _extra_info(self, now: Arrays) -> Arrays:
-        return {"tendon_length": now["ten_length"].copy(), "tendon_velocity": now["ten_velocity"].copy()}
+        return {"tendon_length": copy(now["ten_length"]), "tendon_velocity": copy(now["ten_velocity"])}
 
 
 TASKS = {"Ant-v5": Ant, "Humanoid-v5": Humanoid}
