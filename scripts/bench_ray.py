@@ -8,6 +8,9 @@ fraction and the bytes sent per generation. The in-process evaluator on all core
 The population is an ES population of linear policies around zero (sigma 0.1): random policies whose
 episodes end at very different times, as early in training, which is where load balancing matters.
 The machine's load average is printed with every row: other processes on the machine lower the figures.
+Ray runs its workers at niceness 15 (so that its own services stay responsive); on a machine shared with
+other jobs they would then yield to those jobs while the in-process reference does not, so this script
+starts its local Ray instance with the workers at niceness 0 (``--niceness``, ``RAY_worker_niceness``).
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ def measure_local(env_id: str, popsize: int, generations: int, threads: int) -> 
     params = es.ask()
     env = neuroevo.make_env(env_id, popsize, "cpu", num_threads=threads)
     neuroevo.evaluate(policy, params, env, seed=0)  # warm-up
-    steps, start = 0, time.perf_counter()
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     for generation in range(generations):
         steps += neuroevo.evaluate(policy, params, env, seed=generation + 1).env_steps
-    return {"env_steps": steps, "seconds": time.perf_counter() - start}
+    return {"env_steps": steps, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
 
 
 def measure_workers(env_id: str, workers: int, popsize: int, generations: int) -> dict:
@@ -52,14 +55,18 @@ def measure_workers(env_id: str, workers: int, popsize: int, generations: int) -
     population = es.ask_population()  # the same population every generation, with fresh episode seeds
     with RayEvaluator(env_id, policy, workers, device="cpu", num_threads=1) as evaluator:
         evaluator.evaluate(population, seed=0, optimizer=es)  # warm-up: envs, noise table, replicas
-        steps, idle, sent, start = 0, [], [], time.perf_counter()
+        steps, metrics, start = 0, [], time.perf_counter()
         for generation in range(generations):
             steps += evaluator.evaluate(population, seed=generation + 1, optimizer=es).env_steps
-            idle.append(evaluator.last_metrics["dist/idle_fraction"])
-            sent.append(evaluator.last_metrics["dist/bytes_sent"])
+            metrics.append(evaluator.last_metrics)
         seconds = time.perf_counter() - start
-    return {"env_steps": steps, "seconds": seconds, "idle_fraction": sum(idle) / len(idle),
-            "bytes_sent": sum(sent) / len(sent), "shards": evaluator.last_metrics["dist/shards"]}
+
+    def mean(key):
+        return sum(m[key] for m in metrics) / len(metrics)
+
+    return {"env_steps": steps, "seconds": seconds, "idle_fraction": mean("dist/idle_fraction"),
+            "cpu_share": mean("dist/worker_cpu_share"), "cpu_seconds": generations * mean("dist/worker_cpu_seconds"),
+            "bytes_sent": mean("dist/bytes_sent"), "shards": metrics[-1]["dist/shards"]}
 
 
 def _cpu_model() -> str:
@@ -70,15 +77,18 @@ def _cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
-def run(envs: list[str], worker_counts: list[int], popsize: int, generations: int) -> tuple[list[dict], list[str]]:
+def run(
+    envs: list[str], worker_counts: list[int], popsize: int, generations: int, niceness: int
+) -> tuple[list[dict], list[str]]:
     cores = len(os.sched_getaffinity(0))
+    os.environ["RAY_worker_niceness"] = str(niceness)  # read by the raylet that connect() starts
     lines = [
         f"command: .venv/bin/python scripts/bench_ray.py {' '.join(sys.argv[1:])}".rstrip(),
         f"machine: {cores} cores available ({_cpu_model()}), torch {torch.__version__}, "
         f"ray {__import__('ray').__version__}, {time.strftime('%Y-%m-%d %H:%M')}; load average before: "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"population: ES, linear policy, popsize {popsize}, 1 episode per member, {generations} timed generations "
-        "after a warm-up; load = 1-minute load average after the row",
+        f"after a warm-up; Ray workers at niceness {niceness}; load = 1-minute load average after the row",
     ]
     skipped = [n for n in worker_counts if n > cores]
     if skipped:
@@ -86,29 +96,38 @@ def run(envs: list[str], worker_counts: list[int], popsize: int, generations: in
     worker_counts = [n for n in worker_counts if n <= cores]
     connect(num_cpus=cores)
     rows = []
-    header = f"{'env':<12} {'evaluator':<22} {'env steps/s':>12} {'efficiency':>10} {'idle':>6} "
-    header += f"{'bytes/gen':>10} {'load':>5}"
+    header = (f"{'env':<12} {'evaluator':<22} {'env steps/s':>11} {'efficiency':>10} {'idle':>5} {'cpu share':>9} "
+              f"{'steps/cpu-s':>11} {'bytes/gen':>9} {'load':>5}")
     lines += ["", header, "-" * len(header)]
     for env_id in envs:
         local = measure_local(env_id, popsize, generations, cores)
-        local_sps = local["env_steps"] / local["seconds"]
-        rows.append({"env": env_id, "workers": 0, "env_steps_per_s": local_sps, "load": os.getloadavg()[0]})
-        lines.append(f"{env_id:<12} {f'in-process, {cores} threads':<22} {local_sps:>12.4g} {'':>10} {'':>6} {'':>10} "
-                     f"{rows[-1]['load']:>5.2f}")
+        row = {"env": env_id, "workers": 0, "env_steps_per_s": local["env_steps"] / local["seconds"],
+               "env_steps_per_cpu_s": local["env_steps"] / local["cpu_seconds"], "load": os.getloadavg()[0]}
+        rows.append(row)
+        lines.append(f"{env_id:<12} {f'in-process, {cores} threads':<22} {row['env_steps_per_s']:>11.0f} {'':>10} "
+                     f"{'':>5} {'':>9} {row['env_steps_per_cpu_s']:>11.0f} {'':>9} {row['load']:>5.2f}")
         base = None
         for workers in worker_counts:
             m = measure_workers(env_id, workers, popsize, generations)
             sps = m["env_steps"] / m["seconds"]
             base = base or sps  # worker_counts start at 1
             row = {"env": env_id, "workers": workers, "env_steps_per_s": sps, "efficiency": sps / (workers * base),
-                   "idle_fraction": m["idle_fraction"], "bytes_sent": m["bytes_sent"], "shards": m["shards"],
-                   "load": os.getloadavg()[0]}
+                   "idle_fraction": m["idle_fraction"], "worker_cpu_share": m["cpu_share"],
+                   "env_steps_per_cpu_s": m["env_steps"] / m["cpu_seconds"], "bytes_sent": m["bytes_sent"],
+                   "shards": m["shards"], "load": os.getloadavg()[0]}
             rows.append(row)
-            lines.append(f"{env_id:<12} {f'{workers} Ray workers':<22} {sps:>12.4g} {row['efficiency']:>10.0%} "
-                         f"{row['idle_fraction']:>6.0%} {row['bytes_sent']:>10.0f} {row['load']:>5.2f}")
+            lines.append(f"{env_id:<12} {f'{workers} Ray workers':<22} {sps:>11.0f} {row['efficiency']:>10.0%} "
+                         f"{row['idle_fraction']:>5.0%} {row['worker_cpu_share']:>9.0%} "
+                         f"{row['env_steps_per_cpu_s']:>11.0f} {row['bytes_sent']:>9.0f} {row['load']:>5.2f}")
             print(lines[-1], flush=True)
-    lines += ["", "efficiency: env steps/s of N workers / (N x those of 1 worker); idle: share of the workers' time "
-              "not spent evaluating shards (waiting for the driver, for the last shards, for Ray)"]
+    lines += [
+        "",
+        "efficiency: env steps/s of N workers / (N x those of 1 worker). idle: share of the workers' wall time not",
+        "spent evaluating shards (waiting for the driver, for the last shards, for Ray). cpu share: CPU seconds per",
+        "second spent evaluating (1: the worker had a core to itself; less: it waited for one, behind other jobs).",
+        "steps/cpu-s: env steps per CPU second of the workers (in-process: of the whole process), which the machine's",
+        "other load does not change: its ratio between N workers and 1 worker is the scaling without contention.",
+    ]
     return rows, lines
 
 
@@ -118,13 +137,14 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4,8,16", help="worker counts, starting at 1")
     parser.add_argument("--popsize", type=int, default=128)
     parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--niceness", type=int, default=0, help="of the Ray workers (Ray's default: 15)")
     parser.add_argument("--out", help="also write the table here")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     counts = sorted({int(n) for n in args.workers.split(",")})
     if counts[0] != 1:
         raise SystemExit("--workers must include 1: efficiency is measured against 1 worker")
-    rows, lines = run(args.envs.split(","), counts, args.popsize, args.generations)
+    rows, lines = run(args.envs.split(","), counts, args.popsize, args.generations, args.niceness)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -111,6 +111,7 @@ class _Generation:
     bytes_sent: int = 0
     bytes_received: int = 0
     busy_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     retried: int = 0
     lost: int = 0
     syncs: int = 0
@@ -381,6 +382,7 @@ class RayEvaluator:
         worker.inflight -= 1
         generation.bytes_received += _serialized_size(result)
         generation.busy_seconds += result.seconds
+        generation.cpu_seconds += result.cpu_seconds
         if result.evaluation is None:
             if task.sync:
                 raise RuntimeError("a worker could not rebuild the population from the optimizer's state")
@@ -419,6 +421,10 @@ class RayEvaluator:
             "dist/bytes_sent": generation.bytes_sent,
             "dist/bytes_received": generation.bytes_received,
             "dist/idle_fraction": min(max(1.0 - generation.busy_seconds / capacity, 0.0), 1.0),
+            # CPU seconds (all threads) per busy second: 1 per physics thread when the workers had their
+            # cores to themselves, less when they waited for a CPU (other processes on their nodes)
+            "dist/worker_cpu_share": generation.cpu_seconds / max(generation.busy_seconds, 1e-9),
+            "dist/worker_cpu_seconds": generation.cpu_seconds,
             "dist/retried_shards": generation.retried,
             "dist/workers_lost": generation.lost,
             "dist/syncs": generation.syncs,

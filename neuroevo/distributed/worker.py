@@ -94,12 +94,13 @@ class Shard:
 @dataclass
 class ShardResult:
     """One shard's :class:`~neuroevo.rollout.Evaluation` (None: the worker was out of sync and the
-    shard must be sent again with a :class:`Sync`), the bad input its env absorbed, and the seconds
-    the worker spent on it."""
+    shard must be sent again with a :class:`Sync`), the bad input its env absorbed, and the wall and
+    CPU seconds (all its threads) the worker spent on it."""
 
     evaluation: Evaluation | None
     problems: dict[str, int]
     seconds: float
+    cpu_seconds: float
 
 
 def population_digest(population: Population) -> str:
@@ -169,12 +170,12 @@ class ShardWorker:
 
     def run(self, spec: GenerationSpec | None, shard: Shard) -> ShardResult:
         """Evaluate ``shard``; ``spec`` comes with the worker's first shard of a generation."""
-        start_time = time.perf_counter()
+        clock = (time.perf_counter(), time.process_time())
         if spec is not None and not self._begin(spec):
-            return ShardResult(None, {}, time.perf_counter() - start_time)
+            return ShardResult(None, {}, *_elapsed(clock))
         spec = self.spec
         if spec is None or spec.call != shard.call:
-            return ShardResult(None, {}, time.perf_counter() - start_time)
+            return ShardResult(None, {}, *_elapsed(clock))
         if shard.rows is not None:
             params = shard.rows.to(self.device)
         else:
@@ -194,7 +195,7 @@ class ShardWorker:
             reward_shift=spec.reward_shift,
         )
         problems = {name: count - before.get(name, 0) for name, count in env.problem_counts().items()}
-        return ShardResult(_to_cpu(evaluation), problems, time.perf_counter() - start_time)
+        return ShardResult(_to_cpu(evaluation), problems, *_elapsed(clock))
 
     # -- one generation's set-up -------------------------------------------------------------------
     def _begin(self, spec: GenerationSpec) -> bool:
@@ -245,6 +246,10 @@ class ShardWorker:
                 self.env_id, num_envs, self.device, self.backend, self.num_threads, **self.env_kwargs
             )
         return self.envs[num_envs]
+
+
+def _elapsed(clock: tuple[float, float]) -> tuple[float, float]:
+    return time.perf_counter() - clock[0], time.process_time() - clock[1]
 
 
 def _to_cpu(evaluation: Evaluation) -> Evaluation:
