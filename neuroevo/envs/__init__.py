@@ -11,8 +11,9 @@ from neuroevo.envs.base import TorchVectorEnv, VectorEnv
 from neuroevo.envs.classic import TORCH_ENVS
 from neuroevo.envs.gym_backend import GymVectorEnv
 from neuroevo.envs.mujoco import MUJOCO_ENVS
+from neuroevo.envs.warp import WARP_ENVS
 
-BACKENDS = ("auto", "torch", "mujoco", "gymnasium")
+BACKENDS = ("auto", "torch", "mujoco", "warp", "gymnasium")
 
 
 def default_device() -> torch.device:
@@ -63,14 +64,16 @@ def make_env(
         backend: ``"torch"`` (torch-native, GPU-resident: CartPole-v1, Pendulum-v1, Acrobot-v1,
             MountainCarContinuous-v0), ``"mujoco"`` (gymnasium's -v5 MuJoCo tasks stepped on a
             thread pool: Swimmer, Hopper, HalfCheetah, Walker2d, Ant, Humanoid, InvertedPendulum,
-            InvertedDoublePendulum, Reacher), ``"gymnasium"`` (any registered gymnasium id through
+            InvertedDoublePendulum, Reacher), ``"warp"`` (the same tasks on MuJoCo Warp, N worlds stepped
+            together on ``device``, a GPU or, slowly, the CPU; needs ``pip install 'neuroevo[warp]'``; never
+            picked by ``"auto"``), ``"gymnasium"`` (any registered gymnasium id through
             ``gymnasium.vector``), or ``"auto"`` (see :func:`resolve_backend`).
         device: where observations, rewards and flags live (and where torch-native envs compute);
             default: the GPU where there is one.
         num_threads: physics threads of the mujoco backend (default: the cores available; the other
             backends do not use it).
-        kwargs: passed to the backend (e.g. ``dtype`` for torch and mujoco envs, ``vectorization_mode``
-            or env arguments for gymnasium).
+        kwargs: passed to the backend (e.g. ``dtype`` for torch, mujoco and warp envs, ``nconmax`` / ``njmax`` /
+            ``graph`` for warp envs, ``vectorization_mode`` or env arguments for gymnasium).
     """
     backend = resolve_backend(env_id, backend)
     if num_envs <= 0:
@@ -87,6 +90,10 @@ def make_env(
         if env_id not in MUJOCO_ENVS:
             raise ValueError(f"no batched MuJoCo env {env_id!r}; the mujoco backend has {', '.join(MUJOCO_ENVS)}")
         return MUJOCO_ENVS[env_id](num_envs, device=device, num_threads=num_threads, **kwargs)
+    if backend == "warp":
+        if env_id not in WARP_ENVS:
+            raise ValueError(f"no MuJoCo Warp env {env_id!r}; the warp backend has {', '.join(WARP_ENVS)}")
+        return WARP_ENVS[env_id](num_envs, device=device, **kwargs)
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown env id {env_id!r}: neither a torch-native env ({', '.join(TORCH_ENVS)}) "
@@ -103,6 +110,7 @@ __all__ = [
     "VectorEnv",
     "default_device",
     "MUJOCO_ENVS",
+    "WARP_ENVS",
     "make_env",
     "resolve_backend",
     "resolve_device",
