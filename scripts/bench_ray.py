@@ -5,8 +5,9 @@ fraction and the bytes sent per generation. The in-process evaluator on all core
 
     .venv/bin/python scripts/bench_ray.py --out results/bench_ray.txt
 
-The population is an ES population of linear policies around zero (sigma 0.1): random policies whose
-episodes end at very different times, as early in training, which is where load balancing matters.
+The population is an ES population of 512 linear policies around zero (sigma 0.1; the default 32 shards
+of 16 members): random policies whose episodes end at very different times, as early in training, which
+is where load balancing matters.
 The machine's load average is printed with every row: other processes on the machine lower the figures.
 Ray runs its workers at niceness 15 (so that its own services stay responsive); on a machine shared with
 other jobs they would then yield to those jobs while the in-process reference does not, so this script
@@ -135,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", default="Hopper-v5,Humanoid-v5")
     parser.add_argument("--workers", default="1,2,4,8,16", help="worker counts, starting at 1")
-    parser.add_argument("--popsize", type=int, default=128)
+    parser.add_argument("--popsize", type=int, default=512)
     parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--niceness", type=int, default=0, help="of the Ray workers (Ray's default: 15)")
     parser.add_argument("--out", help="also write the table here")
