@@ -11,6 +11,7 @@ import sys
 import warnings
 from typing import Any
 
+from neuroevo.algorithms import ALGORITHMS
 from neuroevo.config import card_names, parse_override, resolve_config
 
 
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     train.add_argument("--env", help="env id or path to a task card (.toml)")
-    train.add_argument("--algo", choices=["es", "ga", "ars"], help="optimizer (default: the card's, else es)")
+    train.add_argument("--algo", choices=list(ALGORITHMS), help="optimizer (default: the card's, else es)")
     train.add_argument("--popsize", type=int, help="members per generation")
     train.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     train.add_argument("--backend", choices=["auto", "torch", "gymnasium"], help="env backend")
