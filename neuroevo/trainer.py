@@ -2,7 +2,9 @@
 
 One generation: ``optimizer.ask()`` -> ``evaluate`` (batched policy forward + batched env step) ->
 ``optimizer.tell(fitness)`` -> merge the observation statistics -> evaluate the solution -> log,
-checkpoint. The trainer composes the parts; none of them knows about it.
+checkpoint. The trainer composes the parts; none of them knows about it. With ``run.workers > 0`` the
+evaluation runs on Ray workers (:class:`~neuroevo.distributed.RayEvaluator`), which rebuild the members
+from ``optimizer.ask_population()``; everything else stays in this process.
 """
 
 from __future__ import annotations
