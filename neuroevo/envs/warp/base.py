@@ -95,13 +95,10 @@ class WarpVectorEnv(MujocoVectorEnv):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         self._wp, self._mjw = wp, mjw = import_warp()
-        mujoco = import_mujoco()
         self.num_envs = int(num_envs)
         self.device = _warp_capable(torch.device(device if device is not None else "cpu"))
         self.dtype = dtype
-        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.xml))
-        if self.solver is not None:
-            self.model.opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{self.solver.upper()}")
+        self.model = self.load_model()
         self.dt = self.model.opt.timestep * self.frame_skip
         self._wp_device = wp.device_from_torch(self.device)
         with wp.ScopedDevice(self._wp_device):
@@ -139,6 +136,15 @@ class WarpVectorEnv(MujocoVectorEnv):
             self._physics()  # compiles and loads the kernels now: not inside the first step, nor inside a capture
         use_graph = self.device.type == "cuda" if graph is None else graph and self.device.type == "cuda"
         self._graph = self._capture() if use_graph else None
+
+    def load_model(self):
+        """The task's ``MjModel`` (gymnasium's model file, with :attr:`solver` applied), before it is put on
+        the device."""
+        mujoco = import_mujoco()
+        model = mujoco.MjModel.from_xml_path(str(ASSETS / self.xml))
+        if self.solver is not None:
+            model.opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{self.solver.upper()}")
+        return model
 
     # -- physics on the device -------------------------------------------------------------------
     def _on_stream(self):
@@ -234,14 +240,16 @@ class WarpVectorEnv(MujocoVectorEnv):
         held = [torch.where(torch.isfinite(s), s, fallback) for s, fallback in pairs]
         self._ctrl.copy_(torch.where(running[:, None], action, 0.0))
         self._step_physics()
-        for s, old in zip(self._state, held, strict=True):
-            s.copy_(torch.where(running[:, None], s, old))  # finished worlds stay where they were
 
         now = self._now()
         diverged = running & ~(torch.isfinite(now["qpos"]).all(dim=1) & torch.isfinite(now["qvel"]).all(dim=1))
         overflow = running & ((self._overflow & self._overflow_mask) != 0)
         reward, terminated, terms = self.reward(before, now, action)
         obs = self.observe(now).to(self.dtype)
+        # Finished worlds stay where they were; one that diverged now goes back to its last finite state.
+        hold = (diverged | ~running)[:, None]
+        for s, old in zip(self._state, held, strict=True):
+            s.copy_(torch.where(hold, old, s))
         reward = torch.where(diverged, torch.nan, torch.where(running, reward, 0.0)).to(self.dtype)
         terms = {k: torch.where(running.reshape(-1, *[1] * (v.ndim - 1)), v, 0.0) for k, v in terms.items()}
         self._elapsed = self._elapsed + running
