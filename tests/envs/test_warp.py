@@ -199,6 +199,18 @@ def test_a_diverged_world_ends_with_nan_reward_and_the_batch_goes_on(warp):
     assert env.problem_counts()["diverged"] == 1
 
 
+def test_worlds_that_outgrow_their_constraint_buffers_are_counted(warp):
+    env = WARP_ENVS["Hopper-v5"](2, device="cpu", njmax=1)  # room for one constraint row per world
+    env.reset(seed=0)
+    flags = torch.stack([env.step(torch.zeros(2, 3))[4]["buffer_overflow"] for _ in range(5)])
+    rows = torch.as_tensor(env._d.nefc.numpy())  # the rows each world needed at the last step
+    assert flags[-1].tolist() == (rows > 1).tolist() and flags.any()
+    assert env.problem_counts()["buffer_overflows"] == int(flags.sum())
+    roomy = WARP_ENVS["Hopper-v5"](2, device="cpu")  # MuJoCo Warp's default buffers: no overflow
+    roomy.reset(seed=0)
+    assert not any(roomy.step(torch.zeros(2, 3))[4]["buffer_overflow"].any() for _ in range(5))
+
+
 def test_reward_terms_are_gymnasiums_info_entries(warp):
     env = WARP_ENVS["Ant-v5"](2, device="cpu")
     env.reset(seed=0)

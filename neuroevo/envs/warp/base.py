@@ -103,6 +103,8 @@ class WarpVectorEnv(MujocoVectorEnv):
         self._wp_device = wp.device_from_torch(self.device)
         with wp.ScopedDevice(self._wp_device):
             self._m = mjw.put_model(self.model)
+            # overflows are counted per world (problem_counts), not printed by every world from inside the kernels
+            self._m.opt.warn_overflow = 0
             self._d = mjw.make_data(self.model, nworld=self.num_envs, nconmax=nconmax, njmax=njmax)
         d = self._d
         self._fields = tuple(dict.fromkeys(("qpos", "qvel", *self.fields)))
