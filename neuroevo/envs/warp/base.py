@@ -178,7 +178,14 @@ class WarpVectorEnv(MujocoVectorEnv):
             return None
         return capture.graph
 
-    def _step_physics(self) -> None:
+    @property
+    def graph_captured(self) -> bool:
+        """Whether a step's physics replays as a captured CUDA graph."""
+        return self._graph is not None
+
+    def step_physics(self) -> None:
+        """The physics of one env step for every world, and nothing else: no controls written, no
+        observation, reward or bookkeeping (what ``step`` runs between them; benchmarks time it alone)."""
         wp = self._wp
         if self._graph is not None:
             wp.capture_launch(self._graph, stream=wp.stream_from_torch(self.device))
@@ -241,7 +248,7 @@ class WarpVectorEnv(MujocoVectorEnv):
         pairs = zip(self._state, self._state_fallback, strict=True)
         held = [torch.where(torch.isfinite(s), s, fallback) for s, fallback in pairs]
         self._ctrl.copy_(torch.where(running[:, None], action, 0.0))
-        self._step_physics()
+        self.step_physics()
 
         now = self._now()
         diverged = running & ~(torch.isfinite(now["qpos"]).all(dim=1) & torch.isfinite(now["qvel"]).all(dim=1))
