@@ -172,9 +172,10 @@ class MujocoVectorEnv(VectorEnv):
         under ``action`` [N, nu] (the action as given, as gymnasium's control costs use it)."""
         raise NotImplementedError
 
-    def constant(self, array: np.ndarray):
-        """A model constant (e.g. ``model.body_mass``) as the array type the task math runs on: numpy here."""
-        return array
+    def constant(self, name: str):
+        """The model constant ``model.<name>`` (e.g. "body_mass") as the array type the task math runs on:
+        numpy here."""
+        return getattr(self.model, name)
 
     # -- physics on the thread pool --------------------------------------------------------------
     def _gather(self, i: int) -> None:

@@ -200,7 +200,7 @@ class Humanoid(_Locomotion):
     reset_noise_scale = 1e-2
 
     def _xy(self, fields: Arrays) -> np.ndarray:
-        mass = self.constant(self.model.body_mass)
+        mass = self.constant("body_mass")
         return (array_namespace(mass).einsum("b,nbj->nj", mass, fields["xipos"]) / mass.sum())[:, 0:2]
 
     def _healthy(self, now: Arrays) -> np.ndarray:

@@ -121,7 +121,7 @@ class WarpVectorEnv(MujocoVectorEnv):
         # float64 like the mujoco backend's start states, cast to float32 when written into the worlds
         self.init_qpos = torch.as_tensor(self.model.qpos0, dtype=torch.float64, device=self.device)
         self.init_qvel = torch.zeros(self.model.nv, dtype=torch.float64, device=self.device)
-        self._constants: dict[int, torch.Tensor] = {}
+        self._constants: dict[str, torch.Tensor] = {}
         self._post_constraint = not {"cfrc_ext", "cfrc_int", "cacc"}.isdisjoint(self._fields)
         n = self.num_envs
         self._running = torch.zeros(n, dtype=torch.bool, device=self.device)
@@ -134,6 +134,7 @@ class WarpVectorEnv(MujocoVectorEnv):
         low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
         obs_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim_,), dtype=np.float64)
         self._init_spaces(obs_space, gym.spaces.Box(low=low, high=high, dtype=np.float32))
+        self._stream = None
         with self._on_stream():
             self._physics()  # compiles and loads the kernels now: not inside the first step, nor inside a capture
         use_graph = self.device.type == "cuda" if graph is None else graph and self.device.type == "cuda"
@@ -149,12 +150,18 @@ class WarpVectorEnv(MujocoVectorEnv):
         return model
 
     # -- physics on the device -------------------------------------------------------------------
+    def _torch_stream(self):
+        """Torch's current CUDA stream on the device as a warp stream (wrapped once per torch stream)."""
+        stream = torch.cuda.current_stream(self.device)
+        if self._stream is None or self._stream[0] != stream.cuda_stream:
+            self._stream = (stream.cuda_stream, self._wp.stream_from_torch(stream))
+        return self._stream[1]
+
     def _on_stream(self):
         """Warp calls on the device, ordered with torch's work: on CUDA, on torch's current stream."""
-        wp = self._wp
         if self.device.type == "cuda":
-            return wp.ScopedStream(wp.stream_from_torch(self.device))
-        return wp.ScopedDevice(self._wp_device)
+            return self._wp.ScopedStream(self._torch_stream())
+        return self._wp.ScopedDevice(self._wp_device)
 
     def _physics(self) -> None:
         """One env step of physics for every world: ``frame_skip`` MuJoCo Warp steps (then the force
@@ -188,7 +195,7 @@ class WarpVectorEnv(MujocoVectorEnv):
         observation, reward or bookkeeping (what ``step`` runs between them; benchmarks time it alone)."""
         wp = self._wp
         if self._graph is not None:
-            wp.capture_launch(self._graph, stream=wp.stream_from_torch(self.device))
+            wp.capture_launch(self._graph, stream=self._torch_stream())
         else:
             with self._on_stream():
                 self._physics()
@@ -197,12 +204,12 @@ class WarpVectorEnv(MujocoVectorEnv):
         """The task's fields as [N, ...] tensors of ``dtype`` (the live views themselves for float32)."""
         return {f: v if v.dtype == self.dtype else v.to(self.dtype) for f, v in self._views.items()}
 
-    def constant(self, array: np.ndarray) -> torch.Tensor:
-        """A model constant as a tensor of ``dtype`` on the device (made once)."""
-        key = id(array)
-        if key not in self._constants:
-            self._constants[key] = torch.as_tensor(np.array(array), dtype=self.dtype, device=self.device)
-        return self._constants[key]
+    def constant(self, name: str) -> torch.Tensor:
+        """The model constant ``model.<name>`` as a tensor of ``dtype`` on the device (made once)."""
+        if name not in self._constants:
+            array = np.array(getattr(self.model, name))
+            self._constants[name] = torch.as_tensor(array, dtype=self.dtype, device=self.device)
+        return self._constants[name]
 
     # -- gymnasium's vector API --------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
