@@ -31,6 +31,8 @@ import torch
 
 from neuroevo.algorithms import ALGORITHMS, make_optimizer
 from neuroevo.config import Config, config_from_dict, resolve_config
+from neuroevo.envs import make_env
+from neuroevo.policies import make_policy, output_dim
 
 #: algorithm names ``compare`` accepts: neuroevo's optimizers and the PPO baseline
 ALGOS: tuple[str, ...] = (*ALGORITHMS, "ppo")
@@ -110,6 +112,18 @@ def min_steps(config: Config, algo: str) -> tuple[int, str]:
     )
 
 
+def num_params(config: Config) -> int:
+    """Parameters of the policy the run's config builds (the trainer's rule, without its envs)."""
+    env = make_env(config.env.id, 1, "cpu", config.env.backend)
+    try:
+        kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
+        policy = make_policy(config.policy.kind, env.obs_dim, output_dim(env.single_action_space),
+                             **(kwargs if config.policy.kind == "mlp" else {}))
+    finally:
+        env.close()
+    return policy.num_params
+
+
 def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any] | None = None) -> None:
     """A one-line ``ValueError``, before anything runs, if a setting is unusable or ``steps`` cannot hold
     one generation (update) of every algorithm."""
@@ -123,7 +137,9 @@ def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any
             check_ppo_config(config.ppo)
         else:
             config.validate()
-            make_optimizer(algo, 1, config.algo_config)  # the optimizer checks its settings first
+            # the optimizer checks its settings, and gives its population size (CMA-ES's follows from D)
+            popsize = make_optimizer(algo, num_params(config), config.algo_config).popsize
+            config.algo_config.popsize = popsize
         need, parts = min_steps(config, algo)
         if steps < need:
             raise ValueError(

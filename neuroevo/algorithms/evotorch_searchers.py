@@ -250,6 +250,8 @@ class CMAES(_EvoTorchOptimizer):
 
     def _build(self):
         c = self.config
+        if self.num_params < 2:  # EvoTorch's CMAES mistakes a length-1 center for a scalar
+            raise ValueError(f"CMAES: needs at least 2 parameters, got {self.num_params}")
         self._searcher = self._et.AskedCMAES(
             self._et.HandoverProblem(self.num_params, self.device), stdev_init=c.sigma, popsize=self.popsize,
             center_init=self.center, c_m=c.c_m, active=c.active, separable=c.separable, stdev_min=c.stdev_min,
