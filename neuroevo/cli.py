@@ -13,6 +13,7 @@ from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.config import card_names, parse_override, resolve_config
+from neuroevo.envs import BACKENDS
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algo", choices=list(ALGORITHMS), help="optimizer (default: the card's, else es)")
     train.add_argument("--popsize", type=int, help="members per generation")
     train.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    train.add_argument("--backend", choices=["auto", "torch", "gymnasium"], help="env backend")
+    train.add_argument("--backend", choices=list(BACKENDS), help="env backend")
     train.add_argument("--policy", choices=["linear", "mlp"], help="policy architecture")
     budget = train.add_argument_group("budget (any of these replaces the card's budget)")
     budget.add_argument("--generations", type=int)
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument(
         "--backend",
-        choices=["auto", "torch", "gymnasium"],
+        choices=list(BACKENDS),
         default="gymnasium",
         help="default gymnasium: the reference implementation",
     )
