@@ -56,6 +56,16 @@ SIZES = {"1k": (16,), "10k": (128,), "100k": (512, 128)}
 BATCH = 64
 
 
+def thin(rows: list[dict], keep: int = 80) -> list[dict]:
+    """At most about ``keep`` rows, log-spaced by iteration (the first and last always), numbers rounded to
+    5 significant digits: the curves on a log axis, in small files."""
+    if len(rows) > keep:
+        last = len(rows) - 1
+        picks = sorted({0, last, *(min(last, round(last ** (k / keep))) for k in range(keep + 1))})
+        rows = [rows[i] for i in picks]
+    return [{k: float(f"{v:.5g}") if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+
+
 def run_path(out: Path, dataset: str, size: str, method: str, seed: int) -> Path:
     return out / "runs" / dataset / size / method / f"seed{seed}.json"
 
@@ -88,7 +98,7 @@ def run_all(args) -> None:
         reason = skip_reason(method, problem)
         record = {"dataset": dataset, "size": size, "method": method, "seed": seed, "num_params": problem.num_params}
         if reason is None:
-            record["rows"] = run_one(problem, method, seed, budget)
+            record["rows"] = thin(run_one(problem, method, seed, budget))
             last = record["rows"][-1]
             print(f"{dataset} {size} {method} seed {seed}: test accuracy {last['test_accuracy']:.3f} after "
                   f"{last['forwards']:,} forward passes, {last['seconds']:.1f} s", flush=True)
@@ -179,8 +189,8 @@ def plot(runs: list[dict], out: Path) -> list[str]:
             style = {"color": f"C{k % 10}", "ls": "-" if k < 10 else "--", "alpha": 0.8}
             for ax, key in zip(axes, ("forwards", "seconds"), strict=True):
                 for i, r in enumerate(group):
-                    xs = [max(row[key], 1e-3) for row in r["rows"]]
-                    ys = [row["test_accuracy"] for row in r["rows"]]
+                    shown = [row for row in r["rows"] if row[key] > 0]  # log axis: from the first step on
+                    xs, ys = [row[key] for row in shown], [row["test_accuracy"] for row in shown]
                     ax.plot(xs, ys, label=method if i == 0 else None, **style)
         for ax, key in zip(axes, ("forward passes (examples through the network)", "training seconds"), strict=True):
             ax.set_xlabel(key)
@@ -199,11 +209,13 @@ def plot(runs: list[dict], out: Path) -> list[str]:
 
 def report(args) -> None:
     runs = load_runs(args.out)
+    command_file = args.out / "command.txt"
+    command = command_file.read_text().strip() if command_file.exists() else args.command
     clock = "wall clock" if args.clock == "wall" else "CPU time of the process: a 1-thread run's wall clock when idle"
     lines = [
         "# Supervised neuroevolution vs backprop",
         "",
-        f"Command: `{args.command}`; machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"Command: `{command}`; machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"{args.threads} torch threads, load average when the report was written {os.getloadavg()[0]:.2f}.",
         f"Budget per run: {args.seconds:g} s of training time ({clock}) or {args.forwards:,} forward passes, "
         f"whichever first; minibatch {BATCH}. Test accuracy on the held-out 25%; mean ± std over seeds.",
@@ -250,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     args.command = "python scripts/study_supervised.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
+        (args.out / "command.txt").write_text(args.command + "\n")  # what the report names, on rebuilds too
         run_all(args)
     report(args)
 
