@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from neuroevo.algorithms import ALGORITHMS
 from neuroevo.compare import Comparison, Run
 
-NAMES = {"es": "ES", "ga": "GA", "ars": "ARS", "ppo": "PPO (SB3)"}
+#: algorithm -> display name: the optimizer's own name (``ES``, ``PSO``, ``HillClimbing``, ...), and PPO
+NAMES = {**{algo: cls.name for algo, cls in ALGORITHMS.items()}, "ppo": "PPO (SB3)"}
 
 
 def first_reach(curve: list[dict[str, float]], threshold: float | None) -> dict[str, float] | None:
@@ -186,8 +188,9 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
         f"Budget {comparison.steps} training env steps per run, seeds {', '.join(map(str, comparison.seeds))}; "
         f"threshold {threshold} (the task card's). Final return: the last evaluation of each run (mean ± std over "
         "seeds); env steps and wall time to threshold: the first evaluation at or above it, median over the seeds "
-        "that reached it. ES/GA/ARS: neuroevo's Trainer with the task card's settings (ES/ARS evaluate the center, "
-        "GA the elite); PPO: Stable-Baselines3 with the card's [ppo] table "
+        "that reached it. Evolution: neuroevo's Trainer with the task card's settings (the optimizer's solution is "
+        "evaluated: ES/ARS/CMA-ES/... their center, GA its elite, the others their best member); "
+        "PPO: Stable-Baselines3 with the card's [ppo] table "
         f"({comparison.info.get('ppo_source') or 'SB3 defaults'}) on gymnasium's env. Wall time counts training "
         "and evaluations.",
         "",
