@@ -20,6 +20,7 @@ from neuroevo.compare import Comparison, Run
 
 #: algorithm -> display name: the optimizer's own name (``ES``, ``PSO``, ``HillClimbing``, ...), and PPO
 NAMES = {**{algo: cls.name for algo, cls in ALGORITHMS.items()}, "ppo": "PPO (SB3)"}
+ZOO_BENCHMARK = "https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md"
 
 
 def first_reach(curve: list[dict[str, float]], threshold: float | None) -> dict[str, float] | None:
@@ -167,9 +168,10 @@ def _sanity_line(comparison: Comparison, rows: list[dict[str, Any]]) -> str:
     low, high = ref["return"] - ref["std"], ref["return"] + ref["std"]
     verdict = "within" if low <= ppo["final_return_mean"] <= high else "outside"
     return (
-        f"Sanity check against the RL Zoo's benchmark.md (PPO at the same {_steps(ref['steps'])} steps: "
-        f"{ref['return']:.1f} ± {ref['std']:.1f}, one agent, std over its evaluation episodes): our PPO's final "
-        f"return {ppo['final_return_mean']:.1f} (mean over {ppo['seeds']} seeds) is {verdict} that spread."
+        f"Sanity check against the RL Zoo's [benchmark.md]({ZOO_BENCHMARK}) (PPO at the same {_steps(ref['steps'])} "
+        f"steps: {ref['return']:.1f} ± {ref['std']:.1f}, one agent on the env version the task card names, std over "
+        f"its evaluation episodes): our PPO's final return {ppo['final_return_mean']:.1f} (mean over {ppo['seeds']} "
+        f"seed{'s' if ppo['seeds'] > 1 else ''}) is {verdict} that spread."
     )
 
 
