@@ -96,11 +96,12 @@ def test_sigint_finishes_the_generation_checkpoints_and_resumes_exactly(tmp_path
         return row
 
     monkeypatch.setattr(Trainer, "step", step_then_interrupt)
+    handler_before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN under nohup
     stopped = Trainer(short_config(), tmp_path / "cut").run()
     monkeypatch.setattr(Trainer, "step", original_step)
     assert stopped.interrupted and stopped.generations == 2
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["generation"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handlers restored
 
     resumed = Trainer.resume(tmp_path / "cut").run()
     assert not resumed.interrupted and resumed.generations == 6
