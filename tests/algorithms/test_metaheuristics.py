@@ -6,24 +6,10 @@ import math
 
 import pytest
 import torch
+from objectives import rastrigin, run, sphere  # tests/algorithms/objectives.py
 
 import neuroevo
 from neuroevo.algorithms import DE, PSO, HillClimbing, RandomSearch, SimulatedAnnealing, make_optimizer
-
-
-def sphere(x):
-    return -(x**2).sum(-1)
-
-
-def rastrigin(x):
-    return -(10 * x.shape[-1] + (x**2 - 10 * torch.cos(2 * math.pi * x)).sum(-1))
-
-
-def run(opt, fn, generations):
-    for _ in range(generations):
-        opt.tell(fn(opt.ask()))
-    return opt
-
 
 START = torch.full((10,), 3.0)  # sphere -90; on Rastrigin a local optimum, also -90
 

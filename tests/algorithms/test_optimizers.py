@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from objectives import rastrigin, run, sphere  # tests/algorithms/objectives.py
 
 from neuroevo.algorithms import ALGORITHMS, ARS, ES, GA, NoiseTable, centered_ranks, make_optimizer
 
@@ -23,20 +24,6 @@ SMALL = {
     "xnes": {"popsize": 20},
     "cem": {"popsize": 20},
 }
-
-
-def sphere(x):
-    return -(x**2).sum(-1)
-
-
-def rastrigin(x):
-    return -(10 * x.shape[-1] + (x**2 - 10 * torch.cos(2 * math.pi * x)).sum(-1))
-
-
-def run(opt, fn, generations):
-    for _ in range(generations):
-        opt.tell(fn(opt.ask()))
-    return opt
 
 
 @pytest.fixture(params=sorted(ALGORITHMS))
