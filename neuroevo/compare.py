@@ -32,7 +32,6 @@ import torch
 from neuroevo.algorithms import ALGORITHMS, make_optimizer
 from neuroevo.config import Config, config_from_dict, resolve_config
 from neuroevo.envs import make_env
-from neuroevo.policies import make_policy, output_dim
 
 #: algorithm names ``compare`` accepts: neuroevo's optimizers and the PPO baseline
 ALGOS: tuple[str, ...] = (*ALGORITHMS, "ppo")
@@ -114,14 +113,12 @@ def min_steps(config: Config, algo: str) -> tuple[int, str]:
 
 def num_params(config: Config) -> int:
     """Parameters of the policy the run's config builds (the trainer's rule, without its envs)."""
+    from neuroevo.trainer import config_policy
     env = make_env(config.env.id, 1, "cpu", config.env.backend)
     try:
-        kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
-        policy = make_policy(config.policy.kind, env.obs_dim, output_dim(env.single_action_space),
-                             **(kwargs if config.policy.kind == "mlp" else {}))
+        return config_policy(config, env.obs_dim, env.single_action_space).num_params
     finally:
         env.close()
-    return policy.num_params
 
 
 def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any] | None = None) -> None:

@@ -31,6 +31,14 @@ from neuroevo.rollout import evaluate
 from neuroevo.seeding import derive_seed
 
 
+def config_policy(config: Config, obs_dim: int, action_space) -> Policy:
+    """The policy ``config.policy`` describes for observations of ``obs_dim`` and ``action_space``."""
+    kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
+    return make_policy(
+        config.policy.kind, obs_dim, output_dim(action_space), **(kwargs if config.policy.kind == "mlp" else {})
+    )
+
+
 @dataclass
 class TrainResult:
     """What a finished run gives back; the run directory holds the same and more."""
@@ -97,13 +105,7 @@ class Trainer:
         self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
         obs_dim = self.eval_env.obs_dim
         if policy is None:
-            kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
-            policy = make_policy(
-                config.policy.kind,
-                obs_dim,
-                output_dim(self.eval_env.single_action_space),
-                **(kwargs if config.policy.kind == "mlp" else {}),
-            )
+            policy = config_policy(config, obs_dim, self.eval_env.single_action_space)
         check_fits(policy, self.eval_env.single_action_space, self.eval_env.single_observation_space, name=env_cfg.id)
         self.policy = policy
         generator = torch.Generator().manual_seed(config.run.seed)
