@@ -1,4 +1,4 @@
-"""Batched environments with torch tensors at the boundary.
+"""Batched environments with torch tensors at the boundary, and the one contract every backend keeps.
 
 Every backend returns a :class:`VectorEnv`: the API of ``gymnasium.vector.VectorEnv`` (``num_envs``,
 ``single_observation_space`` beside the batched ``observation_space``, ``reset(seed=, options=)``,
@@ -7,6 +7,21 @@ Every backend returns a :class:`VectorEnv`: the API of ``gymnasium.vector.Vector
 Shapes (N = ``num_envs``):
     obs: [N, obs_dim] float, reward: [N] float, terminated / truncated: [N] bool,
     actions: [N] int64 for ``Discrete`` spaces, [N, act_dim] float for ``Box`` spaces.
+
+The contract (every backend; :func:`neuroevo.envs.check_env` holds an env to it):
+
+- **Finished episodes are sticky.** After env i's episode terminates or truncates, ``step`` returns its last
+  observation, reward 0 and the same ``terminated`` / ``truncated`` flags, whatever action it is given, until
+  env i is reset. No backend starts a new episode by itself (no autoreset): a member's fitness can never
+  include a second episode. :class:`EpisodeState` is the one implementation of this bookkeeping.
+- **Reset by mask.** ``reset(options={"reset_mask": mask [N] bool})`` starts new episodes in the masked envs
+  only; the others keep their episodes, observations and flags. ``reset()`` without a mask resets every env.
+- **Seeds.** ``reset(seed=s)`` with an int seeds env i with ``s + i``; a list or tensor [N] gives each env its
+  seed. An env's start state is a function of its seed (and of how many resets followed it), never of its
+  slot, its thread or the other envs. ``reset(seed=None)`` continues each env's stream.
+- **Bad actions.** An action batch of the wrong shape or kind is a one-line ``ValueError``; a non-finite entry
+  of a ``Box`` action never raises and never touches the other envs.
+- ``step`` before the first ``reset`` is a ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -106,6 +121,82 @@ class VectorEnv:
         return f"{type(self).__name__}({self.spec_id!r}, num_envs={self.num_envs}, device={self.device})"
 
 
+class EpisodeState:
+    """The episode bookkeeping every batched backend shares: which envs are running, their sticky
+    ``terminated`` / ``truncated`` flags, their step counts and last observations (see the module's contract).
+
+    A backend computes its physics, observation, reward and termination for the whole batch, then hands them to
+    :meth:`step`, which masks the envs whose episodes had already ended; :meth:`reset` starts the masked envs.
+    Everything lives on ``device`` (the CPU for backends whose physics runs there); every update is out of
+    place, so the tensors a step returned are never changed by a later one.
+
+    Args:
+        num_envs: N.
+        obs_dim: observation size.
+        max_episode_steps: the time limit that truncates an episode (None: none).
+        device, dtype: where the state lives and the float dtype of the observations and rewards it returns.
+    """
+
+    def __init__(self, num_envs: int, obs_dim: int, max_episode_steps: int | None, device=None,
+                 dtype=torch.float32):
+        device = torch.device(device if device is not None else "cpu")
+        self.max_episode_steps = max_episode_steps
+        self.dtype = dtype
+        self.running = torch.zeros(num_envs, dtype=torch.bool, device=device)
+        self.terminated = torch.zeros_like(self.running)
+        self.truncated = torch.zeros_like(self.running)
+        self.elapsed = torch.zeros(num_envs, dtype=torch.int64, device=device)
+        self.obs = torch.zeros(num_envs, obs_dim, dtype=dtype, device=device)
+
+    def reset(self, mask: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor:
+        """Start new episodes in the envs of ``mask`` [N] bool (None: all) from observations ``obs`` [N, obs_dim]
+        (rows outside the mask are ignored); returns every env's observation [N, obs_dim]."""
+        obs = obs.to(device=self.obs.device, dtype=self.dtype)
+        if mask is None:
+            mask = torch.ones_like(self.running)
+        self.obs = torch.where(mask[:, None], obs, self.obs)
+        self.running = self.running | mask
+        self.terminated = self.terminated & ~mask
+        self.truncated = self.truncated & ~mask
+        self.elapsed = torch.where(mask, 0, self.elapsed)
+        return self.obs
+
+    def step(
+        self,
+        obs: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        diverged: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Record one step of every env: ``obs`` [N, obs_dim], ``reward`` [N], ``terminated`` [N] bool as computed
+        for every env, and optionally ``diverged`` [N] bool (a physics divergence: reward NaN and the episode
+        terminates, so the member ranks last). Envs whose episodes had ended keep their last observation, reward
+        0 and their flags. Returns (obs, reward, terminated, truncated), the first two in ``dtype``."""
+        running = self.running
+        reward = torch.where(running, reward, 0.0)
+        terminated = running & terminated
+        if diverged is not None:
+            reward = torch.where(diverged & running, torch.nan, reward)
+            terminated = terminated | (running & diverged)
+        self.elapsed = self.elapsed + running
+        self.terminated = self.terminated | terminated
+        if self.max_episode_steps is not None:
+            self.truncated = self.truncated | (running & (self.elapsed >= self.max_episode_steps))
+        self.obs = torch.where(running[:, None], obs.to(self.dtype), self.obs)
+        self.running = running & ~(self.terminated | self.truncated)
+        return self.obs, reward.to(self.dtype), self.terminated, self.truncated
+
+
+def as_mask(mask, num_envs: int, device) -> torch.Tensor | None:
+    """A ``reset_mask`` option (any array-like of N bools, or None) as a [N] bool tensor on ``device``."""
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask)
+    if mask.numel() != num_envs or mask.dtype != torch.bool:
+        raise ValueError(f"reset_mask must be {num_envs} bools, got {mask.dtype} of shape {tuple(mask.shape)}")
+    return mask.to(device).reshape(num_envs)
+
+
 def seeds_tensor(seed: int | list[int] | torch.Tensor, num_envs: int) -> torch.Tensor:
     """Per-env int64 seeds, [N]: an int seeds env i with ``seed + i`` (gymnasium's convention)."""
     if isinstance(seed, (int, np.integer)):
@@ -126,9 +217,8 @@ class TorchVectorEnv(VectorEnv):
     - ``dynamics(state, action)`` -> ``(next_state, reward, terminated)``.
     - ``observe(state)`` -> obs [N, obs_dim].
 
-    Autoreset follows gymnasium's ``AutoresetMode.DISABLED``: an env that terminated or truncated
-    keeps stepping (its outputs are meaningless) until ``reset(options={"reset_mask": mask})``
-    resets it. Evaluators mask finished episodes instead, which costs nothing on a GPU.
+    Finished episodes are sticky (the module's contract, through :class:`EpisodeState`): the state of a
+    finished env is held, and its outputs are its last observation, reward 0 and its flags.
 
     ``reset(options={"state": tensor [N, state_dim]})`` sets the physical state directly (used by
     tests that step gymnasium's env and ours from the same start state).
@@ -147,7 +237,7 @@ class TorchVectorEnv(VectorEnv):
         self.dtype = dtype
         self.max_episode_steps = max_episode_steps
         self.state: torch.Tensor | None = None
-        self.elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self.episodes: EpisodeState | None = None  # made with the spaces, at the first reset
         self._init_seeds(self.device)
 
     # -- the three pure functions each env defines --------------------------------------------------
@@ -168,21 +258,27 @@ class TorchVectorEnv(VectorEnv):
         else:
             u = hash_uniform(self._seeds, self._resets, self.num_reset_uniforms, dtype=self.dtype)
             new_state = self.initial_state(u)
+        mask = as_mask(mask, self.num_envs, self.device)
+        if self.episodes is None:
+            self.episodes = EpisodeState(self.num_envs, self.obs_dim, self.max_episode_steps, self.device, self.dtype)
         if mask is not None and self.state is not None:
-            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device).reshape(self.num_envs)
             self.state = torch.where(mask[:, None], new_state, self.state)
-            self.elapsed = torch.where(mask, torch.zeros_like(self.elapsed), self.elapsed)
         else:
             self.state = new_state
-            self.elapsed = torch.zeros_like(self.elapsed)
-        return self.observe(self.state), {}
+        return self.episodes.reset(mask, self.observe(self.state)), {}
+
+    @property
+    def elapsed(self) -> torch.Tensor:
+        """Steps taken in each env's current episode, [N] int64."""
+        return self.episodes.elapsed
 
     def step(self, actions):
         if self.state is None:
             raise RuntimeError(f"{self.spec_id}: call reset() before step()")
         actions = torch.as_tensor(actions, device=self.device)
         self.check_actions(actions)
-        self.state, reward, terminated = self.dynamics(self.state, actions)
-        self.elapsed = self.elapsed + 1
-        truncated = self.elapsed >= self.max_episode_steps
-        return self.observe(self.state), reward, terminated, truncated, {}
+        running = self.episodes.running
+        next_state, reward, terminated = self.dynamics(self.state, actions)
+        self.state = torch.where(running[:, None], next_state, self.state)  # finished envs are held
+        obs, reward, terminated, truncated = self.episodes.step(self.observe(self.state), reward, terminated)
+        return obs, reward, terminated, truncated, {}
