@@ -8,9 +8,24 @@ and batched envs (``make_env``) step all its episodes at once. ``Trainer`` ties 
 from neuroevo.checkpoint import load_policy
 from neuroevo.config import Config, resolve_config
 from neuroevo.envs import make_env
-from neuroevo.rollout import Evaluation, evaluate
+from neuroevo.evaluator import EnvFactory, Evaluator, LocalEvaluator, make_evaluator
+from neuroevo.rollout import EvalSettings, Evaluation, evaluate
 from neuroevo.trainer import Trainer, TrainResult
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Evaluation", "TrainResult", "Trainer", "evaluate", "load_policy", "make_env", "resolve_config"]
+__all__ = [
+    "Config",
+    "EnvFactory",
+    "EvalSettings",
+    "Evaluation",
+    "Evaluator",
+    "LocalEvaluator",
+    "TrainResult",
+    "Trainer",
+    "evaluate",
+    "load_policy",
+    "make_env",
+    "make_evaluator",
+    "resolve_config",
+]

@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config.algo_config.popsize = args.popsize
         trainer = Trainer(config, args.out, progress=not args.quiet)
     cfg = trainer.config
-    where = f"{trainer.env.__class__.__name__}, {trainer.device}"
+    where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"
     if cfg.run.workers:
         where = f"{cfg.run.workers} Ray workers at {cfg.run.ray_address or 'a local instance on 127.0.0.1'}"
     print(

@@ -1,4 +1,4 @@
-"""Population evaluation: every member's episodes in lock-step batches.
+"""Population evaluation in this process: every member's episodes in lock-step batches.
 
 The env holds N = P x E copies: E episodes of each of the P members run side by side, member p on env
 slots [p*E, (p+1)*E). One step is one batched policy forward for the whole population and one batched
@@ -9,12 +9,14 @@ compacting the batch), and its rewards stop counting.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from neuroevo.envs.base import VectorEnv
@@ -47,6 +49,52 @@ class Evaluation:
 def episode_seeds(seed: int, popsize: int, episodes: int) -> torch.Tensor:
     """Default episode seeds [P, episodes]: member p's episode j starts from seed + p * episodes + j."""
     return seed + torch.arange(popsize * episodes, dtype=torch.int64).reshape(popsize, episodes)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a population's episodes run: what every evaluator (local or Ray) takes beside the members.
+
+    episodes: episodes per member (its fitness is their mean return); max_steps: cut episodes short (None:
+    the env's time limit); seed: an int (see :func:`episode_seeds`) or a tensor [P, episodes] of per-episode
+    seeds (None: a random int, drawn by :meth:`fixed`): a member's fitness depends on its parameters and its
+    seeds only, never on its slot in the batch or the worker that ran it; normalizer: maps observations before
+    the policy (frozen during the call); collect_obs_stats: summarize the observations of running episodes
+    for ``ObsNormalizer.merge``; compile: run the step through ``torch.compile``; reward_shift: subtracted
+    from every step's reward (ARS's alive-bonus removal; training only).
+    """
+
+    episodes: int = 1
+    max_steps: int | None = None
+    seed: int | torch.Tensor | None = None
+    normalizer: ObsNormalizer | None = None
+    collect_obs_stats: bool = False
+    compile: bool = False
+    reward_shift: float = 0.0
+
+    def __post_init__(self):
+        if self.episodes <= 0:
+            raise ValueError(f"episodes must be positive, got {self.episodes}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {self.max_steps}")
+
+    def fixed(self) -> EvalSettings:
+        """These settings with a seed: a random int where there was none."""
+        if self.seed is not None:
+            return self
+        return dataclasses.replace(self, seed=int(torch.randint(0, 2**31, (1,)).item()))
+
+    def seeds(self, popsize: int) -> torch.Tensor:
+        """The episode seeds [P, episodes] (int64, CPU); a one-line error for a seed tensor of another shape."""
+        seed = self.fixed().seed
+        if isinstance(seed, (int, np.integer)):
+            return episode_seeds(int(seed), popsize, self.episodes)
+        seeds = torch.as_tensor(seed, dtype=torch.int64).cpu()
+        if tuple(seeds.shape) != (popsize, self.episodes):
+            raise ValueError(
+                f"seed tensor must be [P, episodes] = [{popsize}, {self.episodes}], got {tuple(seeds.shape)}"
+            )
+        return seeds
 
 
 class _Frozen(NamedTuple):
@@ -106,13 +154,11 @@ def _compiled_step():
     return torch.compile(_step, dynamic=False)
 
 
-def _check(policy, params, env, episodes, max_steps) -> tuple[int, int, int]:
-    """Validate the inputs of :func:`evaluate`; returns (P, slots per member, horizon)."""
+def _check(policy, params, env, max_steps) -> tuple[int, int, int]:
+    """Validate the inputs of :func:`rollout`; returns (P, slots per member, horizon)."""
     if params.ndim != 2:
         raise ValueError(f"params must be [P, D], got shape {tuple(params.shape)}")
     popsize = params.shape[0]
-    if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
     if env.num_envs % popsize:
         raise ValueError(f"env has {env.num_envs} envs, not a multiple of the population size {popsize}")
     check_fits(policy, env.single_action_space, env.single_observation_space, name=env.spec_id)
@@ -138,19 +184,16 @@ def _run_round(step, policy, params, env, frozen, seeds, horizon, obs_sums):
 
 
 @contextlib.contextmanager
-def _single_torch_thread():
-    """torch's CPU ops on one thread for a while. Beside an env that steps on its own CPU threads (the
-    mujoco backend), torch's OpenMP workers spin-wait between ops and take the cores the physics needs:
-    Humanoid-v5, 64 envs on 2 cores went from 5.4k to 9.0k env steps/s with this."""
+def torch_threads(n: int):
+    """torch's CPU ops on ``n`` threads (at least 1) for a while, then as many as before."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
         torch.set_num_threads(previous)
 
 
-@torch.no_grad()
 def evaluate(
     policy: Policy,
     params: torch.Tensor,
@@ -167,33 +210,39 @@ def evaluate(
     """Run ``episodes`` episodes of each member of ``params`` [P, D] on ``env`` and average returns.
 
     ``env.num_envs`` must be a multiple of P: with E = num_envs / P slots per member, the episodes run
-    in ceil(episodes / E) rounds. ``seed`` is an int (see :func:`episode_seeds`) or a tensor
-    [P, episodes] of per-episode seeds: a member's fitness depends on its parameters and its seeds
-    only, never on its slot in the batch. ``normalizer`` (frozen during the call) maps observations
-    before the policy; with ``collect_obs_stats`` the observations of running episodes are summarized
-    for merging into it afterwards. ``max_steps`` cuts episodes short (default: the env's time limit).
-    ``reward_shift`` is subtracted from every step's reward (ARS's alive-bonus removal; training only).
-    ``compile`` runs the step through ``torch.compile`` (seconds to compile on the first call; it pays
-    where the per-step work is many small operations, as on a GPU or for small batches on the CPU).
+    in ceil(episodes / E) rounds. The other arguments are :class:`EvalSettings`' fields (seeds,
+    normalizer, observation statistics, ``torch.compile``, reward shift): this is :func:`rollout` with
+    them spelled out.
     """
-    popsize, slots, horizon = _check(policy, params, env, episodes, max_steps)
-    if seed is None:
-        seed = int(torch.randint(0, 2**31, (1,)).item())
-    seeds = episode_seeds(seed, popsize, episodes) if isinstance(seed, int) else torch.as_tensor(seed)
-    if tuple(seeds.shape) != (popsize, episodes):
-        raise ValueError(f"seed tensor must be [P, episodes] = [{popsize}, {episodes}], got {tuple(seeds.shape)}")
+    settings = EvalSettings(episodes, max_steps, seed, normalizer, collect_obs_stats, compile, reward_shift)
+    return rollout(policy, params, env, settings)
+
+
+@torch.no_grad()
+def rollout(policy: Policy, params: torch.Tensor, env: VectorEnv, settings: EvalSettings) -> Evaluation:
+    """Every member of ``params`` [P, D] plays ``settings.episodes`` episodes on ``env`` (``num_envs`` a
+    multiple of P), all in lock-step; returns their :class:`Evaluation`. ``compile`` pays seconds on the
+    first call; it pays back where the per-step work is many small operations (a GPU, small CPU batches)."""
+    popsize, slots, horizon = _check(policy, params, env, settings.max_steps)
+    episodes, normalizer = settings.episodes, settings.normalizer
+    seeds = settings.seeds(popsize)
     rounds = math.ceil(episodes / slots)
     # Slots past the last requested episode still run (a full batch) but are never counted.
     seeds = torch.cat([seeds, seeds[:, -1:].expand(popsize, rounds * slots - episodes)], 1)
 
     device = env.device
     params = params.to(device)
-    frozen = _frozen(env, normalizer, params.dtype, reward_shift)
-    step = _compiled_step() if compile else _step
-    obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device) if collect_obs_stats else None
+    frozen = _frozen(env, normalizer, params.dtype, settings.reward_shift)
+    step = _compiled_step() if settings.compile else _step
+    obs_sums = None
+    if settings.collect_obs_stats:
+        obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device)
     ep_returns, ep_lengths = [], []
+    # Beside an env that steps on its own CPU threads (the mujoco backend), torch's OpenMP workers spin-wait
+    # between ops and take the cores the physics needs: Humanoid-v5, 64 envs on 2 cores went from 5.4k to 9.0k
+    # env steps/s on one torch thread.
     physics_on_cpu = env.physics_threads > 1 and params.device.type == "cpu"
-    with _single_torch_thread() if physics_on_cpu else contextlib.nullcontext():
+    with torch_threads(1) if physics_on_cpu else contextlib.nullcontext():
         for r in range(rounds):
             round_seeds = seeds[:, r * slots : (r + 1) * slots]
             ret, length, obs_sums = _run_round(step, policy, params, env, frozen, round_seeds, horizon, obs_sums)

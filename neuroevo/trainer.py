@@ -1,10 +1,11 @@
 """The trainer: one config in, a run directory and a :class:`TrainResult` out.
 
-One generation: ``optimizer.ask()`` -> ``evaluate`` (batched policy forward + batched env step) ->
-``optimizer.tell(fitness)`` -> merge the observation statistics -> evaluate the solution -> log,
-checkpoint. The trainer composes the parts; none of them knows about it. With ``run.workers > 0`` the
-evaluation runs on Ray workers (:class:`~neuroevo.distributed.RayEvaluator`), which rebuild the members
-from ``optimizer.ask_population()``; everything else stays in this process.
+One generation: ``optimizer.ask_population()`` -> ``evaluator.evaluate`` (batched policy forward + batched
+env step) -> ``optimizer.tell(fitness)`` -> merge the observation statistics -> evaluate the solution -> log,
+checkpoint. The trainer composes the parts; none of them knows about it. It holds one
+:class:`~neuroevo.evaluator.Evaluator`, made from the config by :func:`~neuroevo.evaluator.make_evaluator`
+(in this process, or on ``run.workers`` Ray workers, which rebuild the members from the compact population),
+and never asks which.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import torch
 from neuroevo.algorithms import make_optimizer
 from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record, unpack_policy_record
 from neuroevo.config import Config, config_from_dict
-from neuroevo.distributed import RayEvaluator, WorkersLost
+from neuroevo.distributed import WorkersLost
 from neuroevo.envs import make_env, resolve_device
+from neuroevo.evaluator import EnvFactory, Evaluator, make_evaluator
 from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits, make_policy, output_dim
-from neuroevo.rollout import evaluate
+from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
 
 
@@ -73,6 +75,8 @@ class Trainer:
             that many Ray worker actors (a local Ray instance, or the cluster at the address) instead
             of in this process. Ray starts with the first generation; :meth:`close` (or the end of
             :meth:`run`) stops it.
+        evaluator: an :class:`~neuroevo.evaluator.Evaluator` of your own instead of the one the config
+            describes (it must evaluate ``policy`` on the config's task).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Trainer:
         progress: bool = False,
         workers: int | None = None,
         ray_address: str | None = None,
+        evaluator: Evaluator | None = None,
         _resuming: bool = False,
     ):
         if workers is not None or ray_address is not None:
@@ -113,9 +118,8 @@ class Trainer:
         self.optimizer = make_optimizer(
             config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device
         )
-        # With Ray workers the training envs live on the workers; this one only describes the spaces.
-        num_envs = self.optimizer.popsize * env_cfg.episodes if config.run.workers == 0 else 1
-        self.env = make_env(env_cfg.id, num_envs, *env_args)
+        # The training envs, made by the evaluator (here or on Ray workers; device None: the workers' own)
+        self.envs = EnvFactory(env_cfg.id, env_cfg.backend, config.run.device, env_cfg.num_threads)
         self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
         self.generation = 0
         self.env_steps = 0
@@ -129,30 +133,26 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._warned_nonfinite = False
         self._best_record: dict[str, Any] | None = None
-        self._evaluator = None  # the RayEvaluator, started by the first distributed generation
+        self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
+        self._owns_evaluator = evaluator is None
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one generation; returns its metrics row."""
         cfg = self.config
         start = time.perf_counter()
-        options = {
-            "normalizer": self.normalizer,
-            "seed": derive_seed(cfg.run.seed, self.generation),
-            "collect_obs_stats": self.normalizer is not None,
-            "compile": cfg.run.compile,
-            "reward_shift": cfg.env.reward_shift,
-        }
-        if cfg.run.workers:
-            evaluator = self._distributed()
-            counts_before = evaluator.problem_counts()
-            population = self.optimizer.ask_population()  # workers rebuild the members they evaluate
-            result = evaluator.evaluate(population, cfg.env.episodes, cfg.env.max_steps, optimizer=self.optimizer,
-                                        **options)
-        else:
-            counts_before = self.env.problem_counts()
-            params = self.optimizer.ask()
-            result = evaluate(self.policy, params, self.env, cfg.env.episodes, cfg.env.max_steps, **options)
+        settings = EvalSettings(
+            episodes=cfg.env.episodes,
+            max_steps=cfg.env.max_steps,
+            seed=derive_seed(cfg.run.seed, self.generation),
+            normalizer=self.normalizer,
+            collect_obs_stats=self.normalizer is not None,
+            compile=cfg.run.compile,
+            reward_shift=cfg.env.reward_shift,
+        )
+        evaluator = self.evaluator
+        counts_before = evaluator.problem_counts()
+        result = evaluator.evaluate(self.optimizer.ask_population(), settings, self.optimizer)
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None:
             self.normalizer.merge(result.obs_stats)
@@ -162,11 +162,9 @@ class Trainer:
         row: dict[str, Any] = {"generation": self.generation, "env_steps": self.env_steps, "episodes": self.episodes}
         row.update(metrics)
         row["train/nonfinite_episodes"] = result.nonfinite_episodes
-        counts = self._evaluator.problem_counts() if cfg.run.workers else self.env.problem_counts()
-        for name, count in counts.items():  # bad input the envs absorbed this generation
+        for name, count in evaluator.problem_counts().items():  # bad input the envs absorbed this generation
             row[f"train/{name}"] = count - counts_before.get(name, 0)
-        if cfg.run.workers:
-            row.update(self._evaluator.last_metrics)
+        row.update(evaluator.last_metrics)
         if result.nonfinite_episodes and not self._warned_nonfinite:
             self._warned_nonfinite = True  # once per run; the metrics count every generation
             warnings.warn(
@@ -183,26 +181,20 @@ class Trainer:
         row["time/env_steps_per_s"] = result.env_steps / max(elapsed, 1e-9)
         return row
 
-    def _distributed(self):
-        """The Ray evaluator, started on first use."""
+    @property
+    def evaluator(self) -> Evaluator:
+        """The population evaluator the config asks for (made on first use: Ray starts with the first
+        generation of a distributed run)."""
         if self._evaluator is None:
-            cfg = self.config
-            self._evaluator = RayEvaluator(
-                cfg.env.id,
-                self.policy,
-                cfg.run.workers,
-                backend=cfg.env.backend,
-                num_threads=cfg.env.num_threads,
-                device=cfg.run.device,
-                address=cfg.run.ray_address,
-                include_dashboard=cfg.run.ray_dashboard,
-                shard_size=cfg.run.shard_size,
-            )
+            run = self.config.run
+            self._evaluator = make_evaluator(self.policy, self.envs, run.workers, address=run.ray_address,
+                                             include_dashboard=run.ray_dashboard, shard_size=run.shard_size)
         return self._evaluator
 
     def close(self) -> None:
-        """Stop the Ray workers (and the local Ray instance this trainer started), if any."""
-        if self._evaluator is not None:
+        """Release the evaluator the trainer made: its envs, and its Ray workers and local Ray instance, if any
+        (an evaluator passed in is the caller's to close)."""
+        if self._evaluator is not None and self._owns_evaluator:
             self._evaluator.close()
             self._evaluator = None
 
@@ -250,7 +242,7 @@ class Trainer:
         return policy_record(
             self.policy,
             params,
-            self.env.single_action_space,
+            self.eval_env.single_action_space,
             self.normalizer,
             self.config.env.id,
             generation=self.generation,

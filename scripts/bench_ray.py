@@ -29,6 +29,7 @@ import torch
 import neuroevo
 from neuroevo.algorithms import ES
 from neuroevo.distributed import RayEvaluator, connect
+from neuroevo.evaluator import EnvFactory, EvalSettings
 from neuroevo.policies import Linear
 
 
@@ -54,11 +55,11 @@ def measure_workers(env_id: str, workers: int, popsize: int, generations: int) -
     """``workers`` Ray workers of one CPU and one physics thread each, the default shards."""
     policy, es = _problem(env_id, popsize)
     population = es.ask_population()  # the same population every generation, with fresh episode seeds
-    with RayEvaluator(env_id, policy, workers, device="cpu", num_threads=1) as evaluator:
-        evaluator.evaluate(population, seed=0, optimizer=es)  # warm-up: envs, noise table, replicas
+    with RayEvaluator(policy, EnvFactory(env_id, device="cpu", num_threads=1), workers) as evaluator:
+        evaluator.evaluate(population, EvalSettings(seed=0), es)  # warm-up: envs, noise table, replicas
         steps, metrics, start = 0, [], time.perf_counter()
         for generation in range(generations):
-            steps += evaluator.evaluate(population, seed=generation + 1, optimizer=es).env_steps
+            steps += evaluator.evaluate(population, EvalSettings(seed=generation + 1), es).env_steps
             metrics.append(evaluator.last_metrics)
         seconds = time.perf_counter() - start
 

@@ -1,7 +1,7 @@
 """Distributed population evaluation on Ray: the local evaluator, run on worker actors.
 
-``RayEvaluator(env_id, policy, workers=N).evaluate(population, ...)`` returns what
-:func:`neuroevo.rollout.evaluate` returns for the same members and seeds; the trainer uses it when
+``RayEvaluator(policy, EnvFactory(env_id), workers=N).evaluate(population, settings)`` returns what a
+:class:`~neuroevo.evaluator.LocalEvaluator` returns for the same members and seeds; the trainer holds one when
 ``run.workers > 0`` (``neuroevo train --workers N [--ray-address auto|HOST:PORT]``). Ray is imported
 only when a cluster is asked for.
 """

@@ -1,4 +1,5 @@
-"""Population evaluation on Ray worker actors, behind the interface of :func:`neuroevo.rollout.evaluate`.
+"""Population evaluation on Ray worker actors: an :class:`~neuroevo.evaluator.Evaluator` whose workers each
+wrap a :class:`~neuroevo.evaluator.LocalEvaluator`.
 
 The population is cut into fixed shards (``shard_size`` members each, by default ``ceil(P / 32)``:
 a function of P alone, so results do not depend on the number of workers). Shards go to whichever
@@ -15,6 +16,7 @@ left, :class:`WorkersLost` is raised (the trainer then writes a checkpoint and s
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import math
 import time
@@ -23,7 +25,7 @@ from typing import Any
 
 import torch
 
-from neuroevo.algorithms import ALGORITHMS, Optimizer, Population
+from neuroevo.algorithms import Optimizer, Population
 from neuroevo.distributed.cluster import connect, import_ray
 from neuroevo.distributed.worker import (
     GenerationSpec,
@@ -33,10 +35,13 @@ from neuroevo.distributed.worker import (
     ShardWorker,
     Ship,
     Sync,
+    pack,
     population_digest,
+    unpack,
 )
+from neuroevo.evaluator import EnvFactory, Evaluator
 from neuroevo.policies import ObsNormalizer, Policy
-from neuroevo.rollout import Evaluation
+from neuroevo.rollout import EvalSettings, Evaluation
 
 #: default number of shards per generation (more than workers: free workers take the next shard)
 DEFAULT_SHARDS = 32
@@ -117,17 +122,16 @@ class _Generation:
     syncs: int = 0
 
 
-class RayEvaluator:
-    """Evaluates populations on ``workers`` Ray actors, each with its own envs of ``env_id``.
+class RayEvaluator(Evaluator):
+    """Evaluates populations on ``workers`` Ray actors, each with its own envs.
 
     Args:
-        env_id, backend, num_threads, env_kwargs: what each worker passes to ``make_env`` (one env per
-            shard size).
-        cpus_per_worker: CPUs each worker reserves in Ray (default ``num_threads``, else 1).
         policy: the policy architecture (sent once to each worker).
+        envs: how each worker makes its envs (one per shard size); ``envs.device`` is the workers' torch
+            device, by default the GPU Ray assigns (GPUs are shared out among the workers when the cluster has
+            any), else the CPU.
         workers: number of worker actors.
-        device: the workers' torch device; default the GPU Ray assigns (GPUs are shared out among
-            the workers when the cluster has any), else the CPU.
+        cpus_per_worker: CPUs each worker reserves in Ray (default ``envs.num_threads``, else 1).
         address: None starts a local Ray instance bound to 127.0.0.1 (``include_dashboard`` to get
             its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
         shard_size: members per shard (default ``ceil(P / 32)``).
@@ -140,14 +144,10 @@ class RayEvaluator:
 
     def __init__(
         self,
-        env_id: str,
         policy: Policy,
+        envs: EnvFactory,
         workers: int,
         *,
-        backend: str = "auto",
-        num_threads: int | None = None,
-        env_kwargs: dict[str, Any] | None = None,
-        device: str | None = None,
         address: str | None = None,
         include_dashboard: bool = False,
         shard_size: int | None = None,
@@ -176,8 +176,9 @@ class RayEvaluator:
         self._workers: dict[int, _Worker] = {}
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
         self._replacements_left = workers if replace_lost else 0
-        self._actor_class = self._remote_class(workers, cpus_per_worker or num_threads or 1, device)
-        self._worker_args = (env_id, policy, backend, num_threads, device, env_kwargs)
+        device = str(envs.device) if envs.device is not None else None
+        self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device)
+        self._worker_args = (policy, envs)
         try:
             self._start_all(workers)
         except BaseException:
@@ -230,46 +231,24 @@ class RayEvaluator:
 
     @torch.no_grad()
     def evaluate(
-        self,
-        population: Population | torch.Tensor,
-        episodes: int = 1,
-        max_steps: int | None = None,
-        *,
-        normalizer: ObsNormalizer | None = None,
-        seed: int | torch.Tensor | None = None,
-        collect_obs_stats: bool = False,
-        compile: bool = False,
-        reward_shift: float = 0.0,
-        optimizer: Optimizer | None = None,
+        self, population: Population | torch.Tensor, settings: EvalSettings, optimizer: Optimizer | None = None
     ) -> Evaluation:
-        """:func:`neuroevo.rollout.evaluate` on the workers, member for member the same result.
+        """The local evaluation's result, member for member, from the workers (on the CPU).
 
-        population: a compact :class:`Population` (``optimizer.ask_population()``) or params [P, D].
-        optimizer: the optimizer that asked for ``population``; with it, workers keep a replica of it
-            and per generation receive only the previous fitness (O(P) bytes, not O(D)).
-        The other arguments are :func:`~neuroevo.rollout.evaluate`'s. Returns its :class:`Evaluation`,
-        on the CPU.
+        With ``optimizer`` (the one that asked for ``population``), workers keep a replica of it and per
+        generation receive only the previous fitness (O(P) bytes, not O(D)); without it a compact population
+        is shipped (its bases once per worker), and params [P, D] go as rows with each shard.
         """
         popsize = len(population)
-        if episodes <= 0:
-            raise ValueError(f"episodes must be positive, got {episodes}")
-        if seed is None:
-            seed = int(torch.randint(0, 2**31, (1,)).item())
-        elif isinstance(seed, torch.Tensor):
-            if tuple(seed.shape) != (popsize, episodes):
-                shape = tuple(seed.shape)
-                raise ValueError(f"seed tensor must be [P, episodes] = [{popsize}, {episodes}], got {shape}")
-            seed = seed.detach().cpu().clone()
+        settings = settings.fixed()
+        settings.seeds(popsize)  # a seed tensor of the wrong shape fails here, not on every worker
+        seed = settings.seed.detach().cpu().clone() if isinstance(settings.seed, torch.Tensor) else settings.seed
+        normalizer = settings.normalizer
         spec = GenerationSpec(
             call=next(self._calls),
             popsize=popsize,
-            episodes=episodes,
-            max_steps=max_steps,
-            seed=seed,
+            settings=dataclasses.replace(settings, seed=seed, normalizer=None),
             normalizer=_cpu_state(normalizer) if normalizer is not None else None,
-            collect_obs_stats=collect_obs_stats,
-            compile=compile,
-            reward_shift=float(reward_shift),
             threads=torch.get_num_threads(),
             source=None,
         )
@@ -343,22 +322,23 @@ class RayEvaluator:
             worker.specs += 1
             if isinstance(spec.source, Sync):
                 generation.syncs += 1
-        generation.bytes_sent += _serialized_size((spec, shard))
+        payload = pack((spec, shard))
+        generation.bytes_sent += len(payload)
         worker.inflight += 1
         task = _Task(index, worker, worker.specs, spec is not None and isinstance(spec.source, Sync))
-        return worker.handle.run.remote(spec, shard), task
+        return worker.handle.run.remote(payload), task
 
     def _spec_for(self, generation: _Generation, worker: _Worker) -> GenerationSpec:
         """The generation's spec with the cheapest source this worker can rebuild the population from."""
         population, optimizer = generation.population, generation.optimizer
         if isinstance(population, torch.Tensor):
             source = None
-        elif _registered_name(optimizer) is None:  # no optimizer, or one a worker cannot rebuild by name
+        elif optimizer is None:
             source = Ship(_cpu_population(population))
         else:
             source = self._replay(worker, optimizer.generation, generation.digest)
             if source is None:
-                source = Sync(_registered_name(optimizer), _cpu_state(optimizer), generation.digest)
+                source = Sync(type(optimizer), _cpu_state(optimizer), generation.digest)
             worker.replica_generation = optimizer.generation
         return GenerationSpec(**{**generation.spec.__dict__, "source": source})
 
@@ -373,14 +353,15 @@ class RayEvaluator:
         exceptions = self.ray.exceptions
         worker = task.worker
         try:
-            result: ShardResult = self.ray.get(ref)
+            payload: bytes = self.ray.get(ref)
         except exceptions.RayTaskError:
             raise  # an error in the evaluation itself: every worker would raise it again
         except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError):
             generation.lost += self._lose(worker)
             return None
         worker.inflight -= 1
-        generation.bytes_received += _serialized_size(result)
+        generation.bytes_received += len(payload)
+        result: ShardResult = unpack(payload)
         generation.busy_seconds += result.seconds
         generation.cpu_seconds += result.cpu_seconds
         if result.evaluation is None:
@@ -448,16 +429,7 @@ class RayEvaluator:
             self.ray.shutdown()
         self._owns_ray = False
 
-    def __enter__(self) -> RayEvaluator:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _registered_name(optimizer: Optimizer | None) -> str | None:
-    """The name ``make_optimizer`` builds ``optimizer``'s class by, or None."""
-    return next((name for name, cls in ALGORITHMS.items() if type(optimizer) is cls), None)
 
 
 def _cpu_state(obj) -> dict[str, Any]:
@@ -467,10 +439,3 @@ def _cpu_state(obj) -> dict[str, Any]:
 
 def _cpu_population(population: Population) -> Population:
     return Population(**{**population.__dict__, "bases": population.bases.detach().cpu()})
-
-
-def _serialized_size(obj: Any) -> int:
-    """Bytes of ``obj`` as Ray serializes a task argument or result (cloudpickle)."""
-    from ray import cloudpickle
-
-    return len(cloudpickle.dumps(obj))

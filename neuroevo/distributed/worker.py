@@ -1,5 +1,5 @@
-"""A Ray worker: its own batched envs, policy and device, evaluating shards of the population with the
-local :func:`~neuroevo.rollout.evaluate`, and what the driver sends it.
+"""A Ray worker: a :class:`~neuroevo.evaluator.LocalEvaluator` (its own batched envs, policy and device)
+evaluating shards of the population, and what the driver sends it.
 
 Per generation a worker is sent one :class:`GenerationSpec` (with its first shard) and then
 :class:`Shard` ranges. The spec names the population in one of three ways (its ``source``):
@@ -8,29 +8,33 @@ Per generation a worker is sent one :class:`GenerationSpec` (with its first shar
   last one. The worker keeps a replica of the optimizer, replays ``tell`` on it and asks it for the
   next population: the bytes do not depend on the parameter count. A digest of the population the
   driver asked for guards the replica; a worker whose replica disagrees answers "out of sync".
-- :class:`Sync`: the optimizer's whole state, for a new worker or one out of sync (O(D) once).
+- :class:`Sync`: the optimizer's class and whole state, for a new worker or one out of sync (O(D) once).
 - :class:`Ship`: the compact population itself (bases [B, D] once per worker per generation, then
   ranges), for a population that comes without its optimizer.
 
 A raw params tensor travels instead as the rows of each shard (``Shard.rows``).
+
+Specs, shards and results cross the wire as bytes the sender pickled (:func:`pack`): what the driver counts as
+``dist/bytes_sent`` and ``dist/bytes_received`` is what was sent, serialized once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from neuroevo.algorithms import NoiseTable, Optimizer, Population, make_optimizer, materialize
-from neuroevo.envs import make_env, resolve_device
+from neuroevo.algorithms import Optimizer, Population
+from neuroevo.envs import resolve_device
+from neuroevo.evaluator import EnvFactory, LocalEvaluator
 from neuroevo.policies import ObsNormalizer, Policy
-from neuroevo.rollout import Evaluation, episode_seeds, evaluate
+from neuroevo.rollout import EvalSettings, Evaluation, torch_threads
 
 
 @dataclass
@@ -52,9 +56,10 @@ class Replay:
 
 @dataclass
 class Sync:
-    """Rebuild the replica from ``state`` (``Optimizer.state_dict()``, on the CPU) of optimizer ``algo``."""
+    """Rebuild the replica: an ``optimizer_class`` (pickled by reference where it is importable) loaded with
+    ``state`` (``Optimizer.state_dict()``, on the CPU)."""
 
-    algo: str
+    optimizer_class: type[Optimizer]
     state: dict[str, Any]
     digest: str
 
@@ -63,20 +68,16 @@ class Sync:
 class GenerationSpec:
     """What a worker needs once per generation; all of it but ``source`` is O(P) or O(obs_dim).
 
-    seed: an int (episode seeds by :func:`~neuroevo.rollout.episode_seeds`) or [P, episodes] int64;
-    normalizer: ``ObsNormalizer.state_dict()`` or None; threads: the driver's torch threads, which the
-    replica runs its updates on (so that its float reductions split as the driver's do).
+    settings: the generation's :class:`~neuroevo.rollout.EvalSettings` with its seed fixed (an int or
+    [P, episodes] int64) and without the normalizer, which travels as its state (``ObsNormalizer.state_dict()``
+    or None); threads: the driver's torch threads, which the replica runs its updates on (so that its float
+    reductions split as the driver's do).
     """
 
     call: int
     popsize: int
-    episodes: int
-    max_steps: int | None
-    seed: int | torch.Tensor
+    settings: EvalSettings
     normalizer: dict[str, torch.Tensor] | None
-    collect_obs_stats: bool
-    compile: bool
-    reward_shift: float
     threads: int
     source: Ship | Replay | Sync | None
 
@@ -113,49 +114,39 @@ def population_digest(population: Population) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def pack(obj: Any) -> bytes:
+    """``obj`` serialized for the wire, once (cloudpickle: the format Ray itself uses for task arguments)."""
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(obj)
 
 
-def _replica(algo: str, state: dict[str, Any]) -> Optimizer:
-    optimizer = make_optimizer(algo, state["center"], None, seed=state["seed"], device="cpu", **state["config"])
+def unpack(payload: bytes) -> Any:
+    return pickle.loads(payload)
+
+
+def _replica(optimizer_class: type[Optimizer], state: dict[str, Any]) -> Optimizer:
+    optimizer = optimizer_class(state["center"], None, seed=state["seed"], device="cpu", **state["config"])
     optimizer.load_state_dict(state)
     return optimizer
 
 
 class ShardWorker:
-    """The body of one Ray worker actor (``ray.remote(ShardWorker)``): its own envs (one per shard size,
-    made on first use), its own device (the GPU Ray assigned it, else the CPU) and a replica of the
-    optimizer. Shards run through the local ``evaluate`` with the members' own episode seeds, so a
-    member's fitness is the one a local evaluation gives it.
+    """The body of one Ray worker actor (``ray.remote(ShardWorker)``): a :class:`LocalEvaluator` on its own
+    device (the envs' device if given, else the GPU Ray assigned it, else the CPU) and a replica of the
+    optimizer. Shards run with the members' own episode seeds, so a member's fitness is the one a local
+    evaluation gives it.
     """
 
-    def __init__(
-        self,
-        env_id: str,
-        policy: Policy,
-        backend: str = "auto",
-        num_threads: int | None = None,
-        device: str | None = None,
-        env_kwargs: dict[str, Any] | None = None,
-    ):
-        self.env_id, self.policy, self.backend = env_id, policy, backend
-        self.num_threads = num_threads
-        self.env_kwargs = env_kwargs or {}
-        self.device = resolve_device(device) if device is not None else self._assigned_device()
-        self.envs: dict[int, Any] = {}
-        self.noise: dict[tuple[int, int], NoiseTable] = {}
+    def __init__(self, policy: Policy, envs: EnvFactory):
+        self.device = resolve_device(envs.device) if envs.device is not None else self._assigned_device()
+        self.policy = policy
+        self.local = LocalEvaluator(policy, dataclasses.replace(envs, device=self.device))
         self.replica: Optimizer | None = None
         self.replica_population: Population | None = None  # the replica's last ask
         self.spec: GenerationSpec | None = None
         self.population: Population | None = None
-        self.normalizer: ObsNormalizer | None = None
+        self.settings: EvalSettings | None = None  # the spec's, with the normalizer
         self.seeds: torch.Tensor | None = None
 
     @staticmethod
@@ -168,34 +159,24 @@ class ShardWorker:
         """Where this worker runs (answered once its constructor has finished)."""
         return {"pid": os.getpid(), "host": os.uname().nodename, "device": str(self.device)}
 
-    def run(self, spec: GenerationSpec | None, shard: Shard) -> ShardResult:
-        """Evaluate ``shard``; ``spec`` comes with the worker's first shard of a generation."""
+    def run(self, payload: bytes) -> bytes:
+        """Evaluate a shard: ``payload`` is ``pack((spec, shard))``, the spec only with the worker's first
+        shard of a generation; returns ``pack(ShardResult)``."""
         clock = (time.perf_counter(), time.process_time())
+        spec, shard = unpack(payload)
         if spec is not None and not self._begin(spec):
-            return ShardResult(None, {}, *_elapsed(clock))
-        spec = self.spec
-        if spec is None or spec.call != shard.call:
-            return ShardResult(None, {}, *_elapsed(clock))
+            return pack(ShardResult(None, {}, *_elapsed(clock)))
+        if self.spec is None or self.spec.call != shard.call:
+            return pack(ShardResult(None, {}, *_elapsed(clock)))
         if shard.rows is not None:
             params = shard.rows.to(self.device)
         else:
-            params = materialize(self.population, self._noise(self.population), shard.start, shard.stop)
-        env = self._env((shard.stop - shard.start) * spec.episodes)
-        before = env.problem_counts()
-        evaluation = evaluate(
-            self.policy,
-            params,
-            env,
-            spec.episodes,
-            spec.max_steps,
-            normalizer=self.normalizer,
-            seed=self.seeds[shard.start : shard.stop],
-            collect_obs_stats=spec.collect_obs_stats,
-            compile=spec.compile,
-            reward_shift=spec.reward_shift,
-        )
-        problems = {name: count - before.get(name, 0) for name, count in env.problem_counts().items()}
-        return ShardResult(_to_cpu(evaluation), problems, *_elapsed(clock))
+            params = self.local.members(self.population, start=shard.start, stop=shard.stop)
+        settings = dataclasses.replace(self.settings, seed=self.seeds[shard.start : shard.stop])
+        before = self.local.problem_counts()
+        evaluation = self.local.evaluate(params, settings)
+        problems = {name: count - before.get(name, 0) for name, count in self.local.problem_counts().items()}
+        return pack(ShardResult(_to_cpu(evaluation), problems, *_elapsed(clock)))
 
     # -- one generation's set-up -------------------------------------------------------------------
     def _begin(self, spec: GenerationSpec) -> bool:
@@ -206,12 +187,12 @@ class ShardWorker:
             if population is None:
                 return False
             self.population = dataclasses.replace(population, bases=population.bases.to(self.device))
-        self.normalizer = None
+        normalizer = None
         if spec.normalizer is not None:
-            self.normalizer = ObsNormalizer(self.policy.obs_dim, device=self.device)
-            self.normalizer.load_state_dict(spec.normalizer)
-        seed = spec.seed
-        self.seeds = episode_seeds(seed, spec.popsize, spec.episodes) if isinstance(seed, int) else seed
+            normalizer = ObsNormalizer(self.policy.obs_dim, device=self.device)
+            normalizer.load_state_dict(spec.normalizer)
+        self.settings = dataclasses.replace(spec.settings, normalizer=normalizer)
+        self.seeds = spec.settings.seeds(spec.popsize)
         self.spec = spec
         return True
 
@@ -221,7 +202,7 @@ class ShardWorker:
             return source.population
         with torch_threads(threads):
             if isinstance(source, Sync):
-                self.replica = _replica(source.algo, source.state)
+                self.replica = _replica(source.optimizer_class, source.state)
                 self.replica_population = self.replica.ask_population()
             elif self.replica is None or self.replica.generation != source.first:
                 return None
@@ -233,19 +214,6 @@ class ShardWorker:
             self.replica = None  # the driver sends a Sync next
             return None
         return self.replica_population
-
-    def _noise(self, population: Population) -> NoiseTable:
-        key = (population.noise_seed, population.noise_size)
-        if key not in self.noise:
-            self.noise[key] = NoiseTable(*key, device=self.device)
-        return self.noise[key]
-
-    def _env(self, num_envs: int):
-        if num_envs not in self.envs:
-            self.envs[num_envs] = make_env(
-                self.env_id, num_envs, self.device, self.backend, self.num_threads, **self.env_kwargs
-            )
-        return self.envs[num_envs]
 
 
 def _elapsed(clock: tuple[float, float]) -> tuple[float, float]:

@@ -14,7 +14,9 @@ import neuroevo
 from neuroevo.algorithms import make_optimizer, materialize
 from neuroevo.distributed import RayEvaluator, WorkersLost, connect
 from neuroevo.distributed.cluster import node_addresses
+from neuroevo.evaluator import EnvFactory
 from neuroevo.policies import MLP, ObsNormalizer
+from neuroevo.rollout import EvalSettings
 
 ENV, EPISODES, MAX_STEPS, POPSIZE = "CartPole-v1", 2, 60, 16
 POLICY = MLP(obs_dim=4, act_dim=2, hidden=(8,), activation="tanh")
@@ -33,7 +35,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def evaluator(cluster):
     # Half a CPU per worker, so that the other tests' evaluators fit beside this one on 2 CPUs.
-    with RayEvaluator(ENV, POLICY, 2, device="cpu", shard_size=3, cpus_per_worker=0.5) as ev:
+    with RayEvaluator(POLICY, EnvFactory(ENV, device="cpu"), 2, shard_size=3, cpus_per_worker=0.5) as ev:
         yield ev
 
 
@@ -66,8 +68,9 @@ def test_distributed_evaluation_equals_local_member_by_member(evaluator, algo):
     for generation in range(3):
         population = opt.ask_population()
         local = _local(POLICY, materialize(population, opt.noise), normalizer, seed=100 + generation)
-        dist = evaluator.evaluate(population, EPISODES, MAX_STEPS, normalizer=normalizer, seed=100 + generation,
-                                  collect_obs_stats=True, optimizer=opt)
+        settings = EvalSettings(EPISODES, MAX_STEPS, normalizer=normalizer, seed=100 + generation,
+                                collect_obs_stats=True)
+        dist = evaluator.evaluate(population, settings, opt)
         _assert_same(local, dist)
         metrics = evaluator.last_metrics
         assert metrics["dist/shards"] == 6 and metrics["dist/retried_shards"] == 0
@@ -86,7 +89,7 @@ def test_a_population_without_its_optimizer_and_raw_params_evaluate_the_same(eva
     params = materialize(population, opt.noise)
     local = _local(POLICY, params, None, seed=7)
     for members in (population, params):  # bases shipped once per worker / rows shipped per shard
-        dist = evaluator.evaluate(members, EPISODES, MAX_STEPS, seed=7, collect_obs_stats=True)
+        dist = evaluator.evaluate(members, EvalSettings(EPISODES, MAX_STEPS, seed=7, collect_obs_stats=True))
         _assert_same(local, dist)
 
 
@@ -104,7 +107,7 @@ def test_a_worker_killed_while_its_shard_runs_is_survived_with_the_same_fitness(
         return ref
 
     monkeypatch.setattr(evaluator, "_submit", submit_then_kill)
-    dist = evaluator.evaluate(population, EPISODES, 200, seed=3, collect_obs_stats=True, optimizer=opt)
+    dist = evaluator.evaluate(population, EvalSettings(EPISODES, 200, seed=3, collect_obs_stats=True), opt)
     _assert_same(local, dist)
     assert evaluator.last_metrics["dist/workers_lost"] == 1
     assert evaluator.last_metrics["dist/retried_shards"] >= 1
@@ -114,32 +117,32 @@ def test_a_worker_killed_while_its_shard_runs_is_survived_with_the_same_fitness(
     population = opt.ask_population()
     local = _local(POLICY, materialize(population, opt.noise), None, seed=4)
     for _ in range(50):
-        _assert_same(local, evaluator.evaluate(population, EPISODES, MAX_STEPS, seed=4, collect_obs_stats=True,
-                                               optimizer=opt))
+        settings = EvalSettings(EPISODES, MAX_STEPS, seed=4, collect_obs_stats=True)
+        _assert_same(local, evaluator.evaluate(population, settings, opt))
         if evaluator.workers == 2:
             break
     assert evaluator.workers == 2
 
 
 def test_when_every_worker_is_lost_evaluate_raises_workers_lost(cluster):
-    with RayEvaluator(ENV, POLICY, 1, device="cpu", cpus_per_worker=0.5, replace_lost=False) as ev:
+    with RayEvaluator(POLICY, EnvFactory(ENV, device="cpu"), 1, cpus_per_worker=0.5, replace_lost=False) as ev:
         population = _optimizer("es").ask_population()
         ray.kill(ev.worker_handles()[0])
         with pytest.raises(WorkersLost, match="every Ray worker is lost"):
-            ev.evaluate(population, EPISODES, MAX_STEPS, seed=0)
+            ev.evaluate(population, EvalSettings(EPISODES, MAX_STEPS, seed=0))
 
 
 def test_bytes_sent_per_generation_do_not_grow_with_the_parameter_count(cluster):
     sent = {}
     for hidden in (14, 14_286):  # D = 7 * hidden + 2: 100 and 100,004 parameters
         policy = MLP(obs_dim=4, act_dim=2, hidden=(hidden,), activation="tanh")
-        with RayEvaluator(ENV, policy, 1, device="cpu", shard_size=2, cpus_per_worker=0.5) as ev:
+        with RayEvaluator(policy, EnvFactory(ENV, device="cpu"), 1, shard_size=2, cpus_per_worker=0.5) as ev:
             for algo in ("es", "ars"):
                 opt = _optimizer(algo, policy, popsize=8, sigma=0.05)
                 sent[algo, policy.num_params] = []
                 for generation in range(3):
                     population = opt.ask_population()
-                    result = ev.evaluate(population, 1, 10, seed=generation, optimizer=opt)
+                    result = ev.evaluate(population, EvalSettings(1, 10, seed=generation), opt)
                     sent[algo, policy.num_params].append(ev.last_metrics["dist/bytes_sent"])
                     opt.tell(result.returns)
     for algo in ("es", "ars"):
@@ -205,11 +208,11 @@ def _cmdline(pid: int) -> bytes:
 
 def test_a_replica_out_of_sync_is_resynchronized_and_the_fitness_stays_exact(evaluator):
     opt = _optimizer("es")
-    evaluator.evaluate(opt.ask_population(), EPISODES, MAX_STEPS, seed=0, optimizer=opt)
+    evaluator.evaluate(opt.ask_population(), EvalSettings(EPISODES, MAX_STEPS, seed=0), opt)
     opt.tell(torch.linspace(0, 1, POPSIZE))  # not the fitness the evaluator measured: the replicas diverge
     population = opt.ask_population()
     local = _local(POLICY, materialize(population, opt.noise), None, seed=1)
-    dist = evaluator.evaluate(population, EPISODES, MAX_STEPS, seed=1, collect_obs_stats=True, optimizer=opt)
+    dist = evaluator.evaluate(population, EvalSettings(EPISODES, MAX_STEPS, seed=1, collect_obs_stats=True), opt)
     _assert_same(local, dist)
     assert evaluator.last_metrics["dist/syncs"] == 2 and evaluator.last_metrics["dist/retried_shards"] >= 2
 
@@ -219,9 +222,9 @@ def test_four_workers_give_bit_identical_results_to_two(evaluator):
     normalizer = ObsNormalizer(4)
     normalizer.update(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)))
     population = opt.ask_population()
-    options = {"normalizer": normalizer, "seed": 9, "collect_obs_stats": True, "optimizer": opt}
-    two = evaluator.evaluate(population, EPISODES, MAX_STEPS, **options)
-    with RayEvaluator(ENV, POLICY, 4, device="cpu", shard_size=3, cpus_per_worker=0.25) as ev:
-        four = ev.evaluate(population, EPISODES, MAX_STEPS, **options)
+    settings = EvalSettings(EPISODES, MAX_STEPS, normalizer=normalizer, seed=9, collect_obs_stats=True)
+    two = evaluator.evaluate(population, settings, opt)
+    with RayEvaluator(POLICY, EnvFactory(ENV, device="cpu"), 4, shard_size=3, cpus_per_worker=0.25) as ev:
+        four = ev.evaluate(population, settings, opt)
     assert torch.equal(four.returns, two.returns) and torch.equal(four.episode_lengths, two.episode_lengths)
     assert all(torch.equal(a, b) for a, b in zip(four.obs_stats, two.obs_stats, strict=True))
