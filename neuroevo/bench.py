@@ -76,6 +76,7 @@ import torch
 from torch.nn.utils import parameters_to_vector
 
 from neuroevo.envs import MUJOCO_ENVS, VectorEnv, make_env
+from neuroevo.envs.mujoco import TASKS as MUJOCO_TASKS
 from neuroevo.envs.mujoco.base import MujocoVectorEnv, default_threads, import_mujoco
 from neuroevo.policies import Policy, make_policy, output_dim
 
@@ -501,7 +502,7 @@ class PhysicsClock(VectorEnv):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, actions):
-        mujoco, model, copy, skip = self._mujoco, self.env.model, self._copy, self.env.frame_skip
+        mujoco, model, copy, skip = self._mujoco, self.env.model, self._copy, self.env.task.frame_skip
         ctrl = torch.as_tensor(actions).detach().cpu().numpy().astype(np.float64)
         ctrl = np.where(np.isfinite(ctrl), ctrl, 0.0)  # as the env does
         for i in np.flatnonzero(self._running):
@@ -545,7 +546,7 @@ def bench_physics(
             rates.append(clock.physics_steps / clock.seconds)
     finally:
         clock.close()
-    return {"physics_steps_per_s": statistics.median(rates), "frame_skip": clock.env.frame_skip}
+    return {"physics_steps_per_s": statistics.median(rates), "frame_skip": clock.env.task.frame_skip}
 
 
 def bench_task_evaluation(
@@ -715,9 +716,9 @@ def _part3_tasks(
         tasks.append(
             {
                 "env_id": env_id,
-                "frame_skip": MUJOCO_ENVS[env_id].frame_skip,
+                "frame_skip": MUJOCO_TASKS[env_id].frame_skip,
                 "popsize": settings["popsize"],
-                "max_steps": settings["max_steps"] or MUJOCO_ENVS[env_id].max_episode_steps,
+                "max_steps": settings["max_steps"] or MUJOCO_TASKS[env_id].max_episode_steps,
                 "physics_threads": settings["physics_threads"],
                 "cores": settings["cores"],
                 "limits": limits,

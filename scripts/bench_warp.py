@@ -122,8 +122,8 @@ def bench_physics(env_id: str, popsize: int, device: torch.device, seed: int, mi
         "backend": "mujoco_warp physics",
         "device": str(device),
         "popsize": popsize,
-        "frame_skip": env.frame_skip,
-        "physics_steps_per_s": env_steps_per_s * env.frame_skip,
+        "frame_skip": env.task.frame_skip,
+        "physics_steps_per_s": env_steps_per_s * env.task.frame_skip,
         "env_steps_per_s": env_steps_per_s,
         "graph": graph,
     }

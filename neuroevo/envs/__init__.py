@@ -7,7 +7,8 @@ import importlib.util
 import gymnasium as gym
 import torch
 
-from neuroevo.envs.base import TorchVectorEnv, VectorEnv
+from neuroevo.envs.base import EpisodeState, TorchVectorEnv, VectorEnv
+from neuroevo.envs.check import EnvContractError, EnvContractWarning, check_env
 from neuroevo.envs.classic import TORCH_ENVS
 from neuroevo.envs.gym_backend import GymVectorEnv
 from neuroevo.envs.mujoco import MUJOCO_ENVS
@@ -56,9 +57,19 @@ def resolve_backend(env_id: str, backend: str = "auto") -> str:
 
 
 def make_env(
-    env_id: str, num_envs: int, device=None, backend: str = "auto", num_threads: int | None = None, **kwargs
+    env_id: str,
+    num_envs: int,
+    device=None,
+    backend: str = "auto",
+    num_threads: int | None = None,
+    *,
+    max_episode_steps: int | None = None,
+    **kwargs,
 ) -> VectorEnv:
     """A batched env of ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
+
+    Every backend keeps one contract (finished episodes are sticky, resets go by mask, a start state is a
+    function of its seed; see :mod:`neuroevo.envs.base`), which :func:`check_env` checks.
 
     Args:
         backend: ``"torch"`` (torch-native, GPU-resident: CartPole-v1, Pendulum-v1, Acrobot-v1,
@@ -72,12 +83,18 @@ def make_env(
             default: the GPU where there is one.
         num_threads: physics threads of the mujoco backend (default: the cores available; the other
             backends do not use it).
+        max_episode_steps: the time limit that truncates an episode, for every backend (None: gymnasium's
+            registered limit of ``env_id``).
         kwargs: passed to the backend (e.g. ``dtype`` for torch, mujoco and warp envs, ``nconmax`` / ``njmax`` /
             ``graph`` for warp envs, ``vectorization_mode`` or env arguments for gymnasium).
     """
     backend = resolve_backend(env_id, backend)
     if num_envs <= 0:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
+    if max_episode_steps is not None:
+        if max_episode_steps <= 0:
+            raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        kwargs["max_episode_steps"] = int(max_episode_steps)
     device = resolve_device(device)
     if backend == "torch":
         if env_id not in TORCH_ENVS:
@@ -104,10 +121,14 @@ def make_env(
 
 __all__ = [
     "BACKENDS",
+    "EnvContractError",
+    "EnvContractWarning",
+    "EpisodeState",
     "GymVectorEnv",
     "TORCH_ENVS",
     "TorchVectorEnv",
     "VectorEnv",
+    "check_env",
     "default_device",
     "MUJOCO_ENVS",
     "WARP_ENVS",

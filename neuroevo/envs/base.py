@@ -42,12 +42,33 @@ class VectorEnv:
     num_envs: int
     device: torch.device
     spec_id: str
-    max_episode_steps: int | None
     single_observation_space: gym.Space
     single_action_space: gym.Space
     metadata: dict[str, Any] = {}
     #: CPU threads the env steps on besides the caller's (the mujoco backend's pool), 0 for none
     physics_threads: int = 0
+
+    #: the episode bookkeeping of the backends built on :class:`EpisodeState` (None until it is made)
+    episodes: EpisodeState | None = None
+    _max_episode_steps: int | None = None
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The time limit that truncates an episode (None: none); setting it shortens the running episodes too."""
+        return self._max_episode_steps
+
+    @max_episode_steps.setter
+    def max_episode_steps(self, steps: int | None) -> None:
+        self._max_episode_steps = steps
+        if self.episodes is not None:
+            self.episodes.max_episode_steps = steps
+
+    @property
+    def elapsed(self) -> torch.Tensor:
+        """Steps taken in each env's current episode, [N] int64."""
+        if self.episodes is None:
+            raise RuntimeError(f"{self.spec_id}: call reset() before reading elapsed")
+        return self.episodes.elapsed
 
     def problem_counts(self) -> dict[str, int]:
         """Cumulative counts of bad input the env absorbed (e.g. ``nonfinite_actions``, ``diverged``)
@@ -166,12 +187,14 @@ class EpisodeState:
         obs: torch.Tensor,
         reward: torch.Tensor,
         terminated: torch.Tensor,
+        truncated: torch.Tensor | None = None,
         diverged: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Record one step of every env: ``obs`` [N, obs_dim], ``reward`` [N], ``terminated`` [N] bool as computed
-        for every env, and optionally ``diverged`` [N] bool (a physics divergence: reward NaN and the episode
-        terminates, so the member ranks last). Envs whose episodes had ended keep their last observation, reward
-        0 and their flags. Returns (obs, reward, terminated, truncated), the first two in ``dtype``."""
+        for every env; optionally ``truncated`` [N] bool (an env that truncates itself, besides the time limit
+        counted here) and ``diverged`` [N] bool (a physics divergence: reward NaN and the episode terminates, so
+        the member ranks last). Envs whose episodes had ended keep their last observation, reward 0 and their
+        flags. Returns (obs, reward, terminated, truncated), the first two in ``dtype``."""
         running = self.running
         reward = torch.where(running, reward, 0.0)
         terminated = running & terminated
@@ -180,6 +203,8 @@ class EpisodeState:
             terminated = terminated | (running & diverged)
         self.elapsed = self.elapsed + running
         self.terminated = self.terminated | terminated
+        if truncated is not None:
+            self.truncated = self.truncated | (running & truncated)
         if self.max_episode_steps is not None:
             self.truncated = self.truncated | (running & (self.elapsed >= self.max_episode_steps))
         self.obs = torch.where(running[:, None], obs.to(self.dtype), self.obs)
@@ -237,7 +262,6 @@ class TorchVectorEnv(VectorEnv):
         self.dtype = dtype
         self.max_episode_steps = max_episode_steps
         self.state: torch.Tensor | None = None
-        self.episodes: EpisodeState | None = None  # made with the spaces, at the first reset
         self._init_seeds(self.device)
 
     # -- the three pure functions each env defines --------------------------------------------------
@@ -259,18 +283,13 @@ class TorchVectorEnv(VectorEnv):
             u = hash_uniform(self._seeds, self._resets, self.num_reset_uniforms, dtype=self.dtype)
             new_state = self.initial_state(u)
         mask = as_mask(mask, self.num_envs, self.device)
-        if self.episodes is None:
+        if self.episodes is None:  # made at the first reset: the spaces are set after this class's __init__
             self.episodes = EpisodeState(self.num_envs, self.obs_dim, self.max_episode_steps, self.device, self.dtype)
         if mask is not None and self.state is not None:
             self.state = torch.where(mask[:, None], new_state, self.state)
         else:
             self.state = new_state
         return self.episodes.reset(mask, self.observe(self.state)), {}
-
-    @property
-    def elapsed(self) -> torch.Tensor:
-        """Steps taken in each env's current episode, [N] int64."""
-        return self.episodes.elapsed
 
     def step(self, actions):
         if self.state is None:

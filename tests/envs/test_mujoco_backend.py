@@ -5,16 +5,18 @@ import pytest
 import torch
 
 from neuroevo.envs import make_env, resolve_backend
-from neuroevo.envs.mujoco import MUJOCO_ENVS
+from neuroevo.envs.mujoco import MujocoVectorEnv
+from neuroevo.envs.mujoco.planar import Hopper
 
 
 def test_make_env_picks_the_mujoco_backend_for_v5_tasks():
     assert resolve_backend("Hopper-v5") == "mujoco"
     assert resolve_backend("CartPole-v1") == "torch"
     env = make_env("Hopper-v5", 3, "cpu", num_threads=2)
-    assert type(env) is MUJOCO_ENVS["Hopper-v5"] and env.num_threads == 2
+    assert type(env) is MujocoVectorEnv and type(env.task) is Hopper and env.num_threads == 2
     obs, _ = env.reset(seed=0)
     assert obs.shape == (3, 11) and obs.dtype == torch.float32
+    assert env.max_episode_steps == 1000 and make_env("Hopper-v5", 1, "cpu", max_episode_steps=5).max_episode_steps == 5
     with pytest.raises(ValueError, match="no batched MuJoCo env 'Pusher-v5'"):
         make_env("Pusher-v5", 2, backend="mujoco")
     with pytest.raises(ValueError, match="num_threads must be positive"):
@@ -42,34 +44,6 @@ def test_start_state_depends_on_the_seed_not_the_slot():
     assert torch.equal(obs_a[2], obs_b[0])
     again, _ = a.reset(seed=10)
     assert torch.equal(again, obs_a)
-
-
-def test_finished_episodes_are_frozen_until_reset():
-    env = make_env("Hopper-v5", 2, "cpu")
-    env.reset(seed=0)
-    push = torch.tensor([[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]])
-    for _ in range(200):
-        obs, reward, terminated, truncated, _ = env.step(push)
-        if terminated[0]:
-            break
-    assert terminated[0] and not terminated[1]
-    frozen = obs[0].clone()
-    qpos = env.datas[0].qpos.copy()
-    obs, reward, terminated, _, _ = env.step(push)
-    assert torch.equal(obs[0], frozen) and reward[0] == 0 and terminated[0]
-    assert np.array_equal(env.datas[0].qpos, qpos)  # not stepped
-    obs, _ = env.reset(options={"reset_mask": torch.tensor([True, False])})
-    assert not torch.equal(obs[0], frozen)
-    _, _, terminated, _, _ = env.step(push)
-    assert not terminated[0]
-
-
-def test_truncation_at_the_time_limit():
-    env = make_env("InvertedPendulum-v5", 1, "cpu")
-    env.max_episode_steps = 5  # a short limit, same mechanism as the registered 1000
-    env.reset(seed=0)
-    flags = [env.step(torch.zeros(1, 1))[3].item() for _ in range(5)]
-    assert flags == [False, False, False, False, True]
 
 
 def test_nonfinite_actions_are_zeroed_and_counted():
@@ -100,8 +74,10 @@ def test_physics_divergence_ends_only_that_env_with_nan_reward():
     assert info["diverged"].tolist() == [True, False]
     assert terminated[0] and torch.isnan(reward[0])
     assert not terminated[1] and torch.isfinite(reward[1])
+    qpos = env.datas[0].qpos.copy()
     _, reward, _, _, _ = env.step(torch.zeros(2, 3))  # the batch goes on
-    assert torch.isfinite(reward[1])
+    assert torch.isfinite(reward[1]) and reward[0] == 0
+    assert np.array_equal(env.datas[0].qpos, qpos, equal_nan=True)  # a finished env is not stepped
 
 
 def test_bad_input_is_counted_for_the_trainer():
@@ -118,15 +94,14 @@ def test_trainer_logs_bad_input_per_generation(monkeypatch):
 
     config = resolve_config("Hopper-v5", {"run": {"generations": 2, "target": None, "eval_every": 2, "device": "cpu"},
                                           "ars": {"popsize": 4, "top_directions": 2}, "env": {"max_steps": 5}})
-    trainer = Trainer(config)
-    original = trainer.env.step
+    original = MujocoVectorEnv.step
 
-    def nan_first_action(actions):
+    def nan_first_action(env, actions):  # every env the trainer makes, wherever it makes them
         actions = actions.clone()
         actions[0, 0] = float("nan")
-        return original(actions)
+        return original(env, actions)
 
-    monkeypatch.setattr(trainer.env, "step", nan_first_action)
-    result = trainer.run()
+    monkeypatch.setattr(MujocoVectorEnv, "step", nan_first_action)
+    result = Trainer(config).run()
     assert [row["train/nonfinite_actions"] for row in result.history] == [5, 5]
     assert all(row["train/diverged"] == 0 for row in result.history)

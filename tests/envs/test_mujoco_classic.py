@@ -11,7 +11,7 @@ import torch
 from mujoco_parity import assert_matches_gymnasium
 
 from neuroevo.envs.base import seeds_tensor
-from neuroevo.envs.mujoco import MUJOCO_ENVS
+from neuroevo.envs.mujoco import MUJOCO_ENVS, MujocoVectorEnv
 from neuroevo.envs.mujoco.classic import TASKS, InvertedDoublePendulum, InvertedPendulum, Reacher
 from neuroevo.seeding import hash_uniform
 
@@ -58,9 +58,9 @@ def test_defaults_are_gymnasium_v5(env_id):
     assert os.path.basename(gym_env.unwrapped.fullpath) == cls.xml
     assert cls.max_episode_steps == gym_env.spec.max_episode_steps
     assert cls.frame_skip == gym_env.unwrapped.frame_skip
-    assert cls.obs_dim_ == gym_env.observation_space.shape[0]
-    env = cls(1, num_threads=1)
-    assert env.dt == gym_env.unwrapped.dt
+    assert cls.obs_dim == gym_env.observation_space.shape[0]
+    env = MUJOCO_ENVS[env_id](1, num_threads=1)
+    assert env.task.dt == gym_env.unwrapped.dt
     assert env.model.nq == gym_env.unwrapped.model.nq and env.model.nu == gym_env.unwrapped.model.nu
     np.testing.assert_array_equal(env.single_action_space.low, gym_env.action_space.low)
     np.testing.assert_array_equal(env.single_action_space.high, gym_env.action_space.high)
@@ -68,7 +68,7 @@ def test_defaults_are_gymnasium_v5(env_id):
 
 
 def test_reacher_truncates_at_step_50():
-    env = Reacher(3, dtype=torch.float64, num_threads=1)
+    env = MUJOCO_ENVS["Reacher-v5"](3, dtype=torch.float64, num_threads=1)
     env.reset(seed=5)
     for t in range(1, 51):
         _, reward, terminated, truncated, _ = env.step(torch.rand(3, 2) * 2 - 1)
@@ -78,7 +78,7 @@ def test_reacher_truncates_at_step_50():
 
 
 def test_reacher_goals_lie_in_the_disc_and_follow_the_seed():
-    env = Reacher(64, dtype=torch.float64, num_threads=2)
+    env = MUJOCO_ENVS["Reacher-v5"](64, dtype=torch.float64, num_threads=2)
     obs, _ = env.reset(seed=3)
     goal = env.now["qpos"][:, 2:].copy()
     np.testing.assert_array_equal(obs[:, 4:6].numpy(), goal)
@@ -88,7 +88,7 @@ def test_reacher_goals_lie_in_the_disc_and_follow_the_seed():
     assert not np.allclose(env.now["qpos"][:, 2:], goal)  # a new episode, a new goal
     env.reset(seed=3)
     np.testing.assert_array_equal(env.now["qpos"][:, 2:], goal)
-    other = Reacher(64, dtype=torch.float64, num_threads=1)
+    other = MUJOCO_ENVS["Reacher-v5"](64, dtype=torch.float64, num_threads=1)
     other.reset(seed=3)
     np.testing.assert_array_equal(other.now["qpos"][:, 2:], goal)
     np.testing.assert_array_equal(other.now["qvel"][:, 2:], 0.0)
@@ -107,28 +107,28 @@ def test_reacher_goal_sampling_is_rejection_and_falls_back_inside_the_disc():
 
 
 def start_states(cls, n: int, seed: int = 0):
-    """(env with 4 slots, qpos [n, nq], qvel [n, nv]): ``initial_state`` on n envs' reset uniforms, and a
+    """(task of an env with 4 slots, qpos [n, nq], qvel [n, nv]): ``initial_state`` on n envs' reset uniforms, and a
     check that ``reset`` applies it."""
-    env = cls(4, dtype=torch.float64, num_threads=1)
+    env = MujocoVectorEnv(cls, 4, dtype=torch.float64, num_threads=1)
     env.reset(seed=seed)
     u = hash_uniform(
         seeds_tensor(seed, n), torch.zeros(n, dtype=torch.int64), cls.num_reset_uniforms, dtype=torch.float64
     ).numpy()
-    qpos, qvel = env.initial_state(u)
+    qpos, qvel = env.task.initial_state(u)
     np.testing.assert_array_equal(env.now["qpos"], qpos[:4])
     np.testing.assert_array_equal(env.now["qvel"], qvel[:4])
-    return env, qpos, qvel
+    return env.task, qpos, qvel
 
 
 def test_pendulum_start_states_within_noise_bounds():
-    env, qpos, qvel = start_states(InvertedPendulum, 20000)
-    for x in (qpos - env.init_qpos, qvel - env.init_qvel):  # U(-0.01, 0.01)
+    task, qpos, qvel = start_states(InvertedPendulum, 20000)
+    for x in (qpos - task.init_qpos, qvel - task.init_qvel):  # U(-0.01, 0.01)
         assert np.abs(x).max() < 0.01 and np.abs(x).max() > 0.0099
         np.testing.assert_allclose(x.std(axis=0), 0.02 / np.sqrt(12), rtol=0.03)
         np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=2e-4)
 
-    env, qpos, qvel = start_states(InvertedDoublePendulum, 20000)
-    dq, dv = qpos - env.init_qpos, qvel - env.init_qvel
+    task, qpos, qvel = start_states(InvertedDoublePendulum, 20000)
+    dq, dv = qpos - task.init_qpos, qvel - task.init_qvel
     assert np.abs(dq).max() < 0.1 and np.abs(dq).max() > 0.099  # U(-0.1, 0.1)
     np.testing.assert_allclose(dv.std(axis=0), 0.1, rtol=0.03)  # 0.1 * N(0, 1)
     np.testing.assert_allclose(dv.mean(axis=0), 0.0, atol=0.003)
@@ -136,8 +136,8 @@ def test_pendulum_start_states_within_noise_bounds():
 
 
 def test_reacher_start_states_within_noise_bounds():
-    env, qpos, qvel = start_states(Reacher, 20000, seed=1)
-    dq, dv = qpos - env.init_qpos, qvel - env.init_qvel
+    task, qpos, qvel = start_states(Reacher, 20000, seed=1)
+    dq, dv = qpos - task.init_qpos, qvel - task.init_qvel
     assert np.abs(dq[:, :2]).max() < 0.1 and np.abs(dq[:, :2]).max() > 0.099
     assert np.abs(dv[:, :2]).max() < 0.005 and np.abs(dv[:, :2]).max() > 0.00499
     np.testing.assert_array_equal(qvel[:, 2:], 0.0)
@@ -150,7 +150,7 @@ def test_reacher_start_states_within_noise_bounds():
 @pytest.mark.parametrize("env_id", sorted(TASKS))
 def test_seeded_episodes_repeat(env_id):
     def episode():
-        env = TASKS[env_id](4, dtype=torch.float64, num_threads=2)
+        env = MUJOCO_ENVS[env_id](4, dtype=torch.float64, num_threads=2)
         obs, _ = env.reset(seed=11)
         out = [obs]
         gen = torch.Generator().manual_seed(0)

@@ -10,7 +10,9 @@ import pytest
 import torch
 from mujoco_parity import assert_matches_gymnasium  # tests/envs is on sys.path (pytest's prepend import mode)
 
+from neuroevo.envs.mujoco import MUJOCO_ENVS
 from neuroevo.envs.mujoco.planar import TASKS
+from neuroevo.envs.mujoco.task import load_model
 
 ENV_IDS = list(TASKS)
 SEEDS = (0, 1, 2)
@@ -49,18 +51,19 @@ def test_constants_match_gymnasium(env_id):
     """Model file, frame skip, time limit, spaces and initial state are gymnasium's -v5 defaults."""
     genv = gym.make(env_id)
     raw = genv.unwrapped
-    env = TASKS[env_id](2, dtype=torch.float64, num_threads=1)
-    assert env.spec_id == env_id
+    env = MUJOCO_ENVS[env_id](2, dtype=torch.float64, num_threads=1)
+    task = env.task
+    assert env.spec_id == task.spec_id == env_id
     assert env.max_episode_steps == genv.spec.max_episode_steps == 1000
-    assert env.frame_skip == raw.frame_skip and env.dt == raw.dt
-    assert env.model.nq == raw.model.nq and env.model.nv == raw.model.nv and env.fields == ()
+    assert task.frame_skip == raw.frame_skip and task.dt == raw.dt
+    assert task.model.nq == raw.model.nq and task.model.nv == raw.model.nv and task.fields == ()
     assert env.single_observation_space.shape == raw.observation_space.shape == (env.obs_dim,)
     assert env.single_action_space == raw.action_space
-    np.testing.assert_array_equal(env.init_qpos, raw.init_qpos)
-    np.testing.assert_array_equal(env.init_qvel, raw.init_qvel)
-    assert env.xml == raw.fullpath.split("/")[-1]
+    np.testing.assert_array_equal(task.init_qpos, raw.init_qpos)
+    np.testing.assert_array_equal(task.init_qvel, raw.init_qvel)
+    assert task.xml == raw.fullpath.split("/")[-1]
     _, normal_qvel = RESET_NOISE[env_id]
-    assert env.num_reset_uniforms == env.model.nq + (2 if normal_qvel else 1) * env.model.nv
+    assert task.num_reset_uniforms == task.model.nq + (2 if normal_qvel else 1) * task.model.nv
     genv.close()
     env.close()
 
@@ -71,7 +74,7 @@ def test_info_keys(env_id):
     genv = gym.make(env_id)
     genv.reset(seed=0)
     *_, g_info = genv.step(genv.action_space.sample())
-    env = TASKS[env_id](2, dtype=torch.float64, num_threads=1)
+    env = MUJOCO_ENVS[env_id](2, dtype=torch.float64, num_threads=1)
     env.reset(seed=0)
     *_, info = env.step(torch.zeros(2, env.model.nu, dtype=torch.float64))
     assert set(g_info) == set(INFO_KEYS[env_id]) == set(info["reward_terms"])
@@ -117,18 +120,17 @@ def test_is_healthy_matches_gymnasium(env_id):
     """Health (and so termination and the survive reward) on states at the edges of every healthy range,
     which random-action episodes rarely reach (e.g. Hopper's |qpos[2:], qvel| < 100)."""
     raw = gym.make(env_id).unwrapped
-    env = TASKS[env_id](1, dtype=torch.float64, num_threads=1)
-    qpos, qvel = boundary_states(env.init_qpos, env.model.nv, np.random.default_rng(0))
+    task = TASKS[env_id](load_model(TASKS[env_id].xml))  # a task computes without an engine
+    qpos, qvel = boundary_states(task.init_qpos, task.model.nv, np.random.default_rng(0))
     expected = []
     for p, v in zip(qpos, qvel, strict=True):
         raw.data.qpos[:] = p  # no mj_forward: is_healthy reads qpos / qvel only
         raw.data.qvel[:] = v
         expected.append(bool(raw.is_healthy))
-    ours = env.is_healthy({"qpos": qpos, "qvel": qvel})
+    ours = task.is_healthy({"qpos": qpos, "qvel": qvel})
     assert ours.dtype == bool
     np.testing.assert_array_equal(ours, np.array(expected))
     assert 0 < sum(expected) < len(expected)
-    env.close()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -148,12 +150,12 @@ def test_matches_gymnasium_outside_action_bounds(env_id):
 def test_reset_noise_distribution(env_id):
     """Start states from reset(seed=...) are the model's initial state plus gymnasium's reset noise."""
     n = 512
-    env = TASKS[env_id](n, dtype=torch.float64, num_threads=1)
+    env = MUJOCO_ENVS[env_id](n, dtype=torch.float64, num_threads=1)
     obs, _ = env.reset(seed=123)
     scale, normal_qvel = RESET_NOISE[env_id]
-    dq = env.now["qpos"] - env.init_qpos
-    dv = env.now["qvel"] - env.init_qvel
-    np.testing.assert_allclose(obs.numpy(), env.observe(env.now), rtol=0, atol=0)
+    dq = env.now["qpos"] - env.task.init_qpos
+    dv = env.now["qvel"] - env.task.init_qvel
+    np.testing.assert_allclose(obs.numpy(), env.task.observe(env.now), rtol=0, atol=0)
     # qpos: U(-scale, scale), every entry: bounded, mean 0, std scale / sqrt(3)
     assert np.all(np.abs(dq) <= scale)
     tol = 5 / math.sqrt(n)  # ~5 standard errors, relative to scale
@@ -172,8 +174,8 @@ def test_reset_noise_distribution(env_id):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_reset_seeding(env_id):
     """The same seed gives the same start; another seed, or the next reset, a different one."""
-    a = TASKS[env_id](4, dtype=torch.float64, num_threads=1)
-    b = TASKS[env_id](4, dtype=torch.float64, num_threads=2)
+    a = MUJOCO_ENVS[env_id](4, dtype=torch.float64, num_threads=1)
+    b = MUJOCO_ENVS[env_id](4, dtype=torch.float64, num_threads=2)
     obs_a, _ = a.reset(seed=7)
     obs_b, _ = b.reset(seed=7)
     torch.testing.assert_close(obs_a, obs_b, rtol=0, atol=0)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from mujoco_parity import assert_matches_gymnasium  # tests/envs/mujoco_parity.py: pytest puts tests/envs on sys.path
 
+from neuroevo.envs.mujoco import MUJOCO_ENVS
 from neuroevo.envs.mujoco.spatial import TASKS
 
 SEEDS = (0, 1, 2)
@@ -26,13 +27,13 @@ TERMS = {"Ant-v5": COMMON_TERMS, "Humanoid-v5": (*COMMON_TERMS, "tendon_length",
 
 
 def test_spaces_and_constants_match_gymnasium():
-    for env_id, cls in TASKS.items():
+    for env_id in TASKS:
         ref = gym.make(env_id)
-        env = cls(2, num_threads=1)
+        env = MUJOCO_ENVS[env_id](2, num_threads=1)
         assert env.single_observation_space.shape == ref.observation_space.shape == (env.obs_dim,)
         assert env.single_action_space == ref.action_space
         assert env.max_episode_steps == ref.spec.max_episode_steps
-        assert env.frame_skip == ref.unwrapped.frame_skip and env.dt == ref.unwrapped.dt
+        assert env.task.frame_skip == ref.unwrapped.frame_skip and env.task.dt == ref.unwrapped.dt
         ref.reset(seed=0)
         _, _, _, _, info = ref.step(ref.action_space.sample())
         env.reset(seed=0)
@@ -65,7 +66,7 @@ def test_unhealthy_step(env_id, z):
     ref.set_state(qpos, qvel)
     action = np.full(ref.action_space.shape, 0.3, dtype=np.float32)
     g_obs, g_rew, g_term, _, g_info = ref.step(action)
-    env = TASKS[env_id](1, dtype=torch.float64, num_threads=1)
+    env = MUJOCO_ENVS[env_id](1, dtype=torch.float64, num_threads=1)
     env.reset(options={"state": {"qpos": qpos[None], "qvel": qvel[None]}})
     obs, reward, terminated, _, info = env.step(torch.as_tensor(action[None]))
     assert g_term and bool(terminated[0])
@@ -77,7 +78,7 @@ def test_unhealthy_step(env_id, z):
 
 @pytest.mark.parametrize("env_id", list(TASKS))
 def test_reset_seed_is_deterministic(env_id):
-    env = TASKS[env_id](3, dtype=torch.float64, num_threads=1)
+    env = MUJOCO_ENVS[env_id](3, dtype=torch.float64, num_threads=1)
     first, _ = env.reset(seed=7)
     state = env.now["qpos"].copy(), env.now["qvel"].copy()
     again, _ = env.reset(seed=7)
@@ -90,7 +91,7 @@ def test_reset_seed_is_deterministic(env_id):
     other, _ = env.reset(seed=8)
     assert not torch.equal(other, first)
     # env i of a batch seeded s starts as a single env seeded s + i
-    single = TASKS[env_id](1, dtype=torch.float64, num_threads=1)
+    single = MUJOCO_ENVS[env_id](1, dtype=torch.float64, num_threads=1)
     one, _ = single.reset(seed=8)
     torch.testing.assert_close(one[0], first[1], rtol=0, atol=0)
     env.close()
@@ -101,11 +102,12 @@ def test_start_states_follow_gymnasium_noise(env_id):
     """qpos = init + U(-s, s); qvel = init + s * N(0, 1) (Ant, s = 0.1) or init + U(-s, s) (Humanoid,
     s = 0.01): bounds, means and spreads over 400 starts, and gymnasium's own starts in the same bounds."""
     n = 400
-    env = TASKS[env_id](n, dtype=torch.float64)
+    env = MUJOCO_ENVS[env_id](n, dtype=torch.float64)
     env.reset(seed=123)
-    s = env.reset_noise_scale
-    dq = env.now["qpos"] - env.init_qpos
-    dv = env.now["qvel"] - env.init_qvel
+    task = env.task
+    s = task.reset_noise_scale
+    dq = env.now["qpos"] - task.init_qpos
+    dv = env.now["qvel"] - task.init_qvel
     assert np.all(np.abs(dq) <= s) and np.abs(dq).max() > 0.95 * s
     np.testing.assert_allclose(dq.mean(), 0, atol=0.05 * s)
     np.testing.assert_allclose(dq.std(), s / np.sqrt(3), rtol=0.05)
@@ -119,8 +121,8 @@ def test_start_states_follow_gymnasium_noise(env_id):
     ref = gym.make(env_id).unwrapped
     for seed in range(5):
         ref.reset(seed=seed)
-        assert np.all(np.abs(ref.data.qpos - env.init_qpos) <= s)
+        assert np.all(np.abs(ref.data.qpos - task.init_qpos) <= s)
         bound = 5 * s if env_id == "Ant-v5" else s
-        assert np.all(np.abs(ref.data.qvel - env.init_qvel) <= bound)
+        assert np.all(np.abs(ref.data.qvel - task.init_qvel) <= bound)
     ref.close()
     env.close()

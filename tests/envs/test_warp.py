@@ -14,6 +14,9 @@ import pytest
 import torch
 
 from neuroevo.envs import MUJOCO_ENVS, WARP_ENVS, make_env, resolve_backend
+from neuroevo.envs.mujoco.planar import Hopper
+from neuroevo.envs.mujoco.spatial import Ant
+from neuroevo.envs.warp import WarpVectorEnv
 from neuroevo.policies import make_policy, output_dim
 from neuroevo.rollout import evaluate
 
@@ -33,7 +36,7 @@ def test_without_the_extra_make_env_says_how_to_install_it(monkeypatch):
 def test_make_env_builds_warp_envs_only_when_asked(warp):
     assert resolve_backend("Hopper-v5") == "mujoco"  # "auto" never picks warp
     env = make_env("Hopper-v5", 3, "cpu", backend="warp")
-    assert type(env) is WARP_ENVS["Hopper-v5"] and isinstance(env, MUJOCO_ENVS["Hopper-v5"])
+    assert type(env) is WarpVectorEnv and type(env.task) is Hopper  # the mujoco backend's task, composed
     obs, _ = env.reset(seed=0)
     assert obs.shape == (3, 11) and obs.dtype == torch.float32 and env.physics_threads == 0
     assert set(WARP_ENVS) == set(MUJOCO_ENVS)
@@ -43,16 +46,13 @@ def test_make_env_builds_warp_envs_only_when_asked(warp):
         env.step(torch.zeros(3, 4))
 
 
-def _with_cone_elliptic(task):
-    """``task`` with the elliptic friction cone: see test_same_policy_same_returns_as_the_mujoco_backend."""
+class EllipticWarpVectorEnv(WarpVectorEnv):
+    """The warp engine with the elliptic friction cone: see test_same_policy_same_returns_as_the_mujoco_backend."""
 
-    class Elliptic(task):
-        def load_model(self):
-            model = super().load_model()
-            model.opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-            return model
-
-    return Elliptic
+    def load_model(self, task):
+        model = super().load_model(task)
+        model.opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+        return model
 
 
 def _returns(env, params, steps, seed=7):
@@ -83,12 +83,13 @@ def test_same_policy_same_returns_as_the_mujoco_backend(warp, env_id):
     friction forces and Ant's trajectories part at the first touchdown (qpos ~1e-2 within 10 steps).
     """
     popsize = 3
-    ours, reference = WARP_ENVS[env_id], MUJOCO_ENVS[env_id]
     if env_id == "Ant-v5":
-        ours = _with_cone_elliptic(ours)
-    warp_env = ours(popsize, device="cpu")
-    mujoco_env = reference(popsize, device="cpu", num_threads=1)
+        warp_env = EllipticWarpVectorEnv(Ant, popsize, device="cpu")
+    else:
+        warp_env = WARP_ENVS[env_id](popsize, device="cpu")
+    mujoco_env = MUJOCO_ENVS[env_id](popsize, device="cpu", num_threads=1)
     if env_id == "Humanoid-v5":
+        assert warp_env.model.opt.solver == mujoco.mjtSolver.mjSOL_NEWTON  # the warp engine's switch (SOLVERS)
         mujoco_env.model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
     if env_id == "Ant-v5":
         mujoco_env.model.opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
@@ -138,39 +139,14 @@ def test_reset_mask_resets_only_those_worlds(warp):
 
 
 def test_the_start_state_of_an_episode_depends_on_its_seed_and_count_only(warp):
-    a, b = WARP_ENVS["Reacher-v5"](3, device="cpu"), WARP_ENVS["Reacher-v5"](1, device="cpu")
+    a, b = WARP_ENVS["Reacher-v5"](3, device="cpu"), WARP_ENVS["Reacher-v5"](1, device="cpu", max_episode_steps=5)
+    assert a.max_episode_steps == 50 and b.max_episode_steps == 5  # a shorter limit changes no start state
     obs_a, _ = a.reset(seed=10)
     obs_b, _ = b.reset(seed=12)
     assert torch.equal(obs_a[2], obs_b[0])
     reference = MUJOCO_ENVS["Reacher-v5"](3, device="cpu")
     obs_ref, _ = reference.reset(seed=10)  # the mujoco backend's start states, to float32 rounding
     torch.testing.assert_close(obs_a, obs_ref, rtol=0, atol=1e-6)
-
-
-def test_finished_worlds_are_frozen_until_reset(warp):
-    env = WARP_ENVS["Hopper-v5"](2, device="cpu")
-    env.reset(seed=0)
-    push = torch.tensor([[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]])
-    for _ in range(200):
-        obs, reward, terminated, truncated, _ = env.step(push)
-        if terminated[0]:
-            break
-    assert terminated[0] and not terminated[1]
-    frozen, qpos = obs[0].clone(), env._views["qpos"][0].clone()
-    obs, reward, terminated, _, _ = env.step(push)
-    assert torch.equal(obs[0], frozen) and reward[0] == 0 and terminated[0]
-    assert torch.equal(env._views["qpos"][0], qpos)  # stepped with the batch, put back
-    obs, _ = env.reset(options={"reset_mask": torch.tensor([True, False])})
-    assert not torch.equal(obs[0], frozen)
-    _, _, terminated, _, _ = env.step(push)
-    assert not terminated[0]
-
-
-def test_truncation_at_the_time_limit(warp):
-    env = WARP_ENVS["InvertedPendulum-v5"](1, device="cpu")
-    env.max_episode_steps = 5
-    env.reset(seed=0)
-    assert [env.step(torch.zeros(1, 1))[3].item() for _ in range(5)] == [False, False, False, False, True]
 
 
 def test_nonfinite_actions_are_zeroed_and_counted_as_by_the_mujoco_backend(warp):
@@ -193,9 +169,11 @@ def test_a_diverged_world_ends_with_nan_reward_and_the_batch_goes_on(warp):
     assert terminated[0] and torch.isnan(reward[0]) and not terminated[1] and torch.isfinite(reward[1])
     # the frozen world is held at a finite state, so it cannot poison the batched solver
     assert torch.isfinite(env._views["qpos"][0]).all() and torch.isfinite(env._views["qvel"][0]).all()
+    qpos = env._views["qpos"][0].clone()
     for _ in range(3):
         _, reward, _, _, _ = env.step(torch.zeros(2, 3))
         assert torch.isfinite(reward[1]) and reward[0] == 0
+    assert torch.equal(env._views["qpos"][0], qpos)  # a finished world is stepped with the batch, then put back
     assert env.problem_counts()["diverged"] == 1
 
 

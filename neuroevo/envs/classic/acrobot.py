@@ -21,6 +21,7 @@ GRAVITY = 9.8
 MAX_VEL_1 = 4 * math.pi
 MAX_VEL_2 = 9 * math.pi
 RESET_BOUND = 0.1
+MAX_EPISODE_STEPS = 500  # gymnasium's registered time limit
 
 
 def wrap(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -43,12 +44,14 @@ class Acrobot(TorchVectorEnv):
     State: [N, 4] = [theta1, theta2, dtheta1, dtheta2].
     Obs: [N, 6] = [cos theta1, sin theta1, cos theta2, sin theta2, dtheta1, dtheta2].
     Action: [N] int64 in {0, 1, 2}, the torque -1, 0, +1 on the joint between the links.
+    ``max_episode_steps`` truncates episodes (None: gymnasium's registered 500).
     """
 
     num_reset_uniforms = 4
 
-    def __init__(self, num_envs: int, device=None, dtype=torch.float32):
-        super().__init__("Acrobot-v1", num_envs, max_episode_steps=500, device=device, dtype=dtype)
+    def __init__(self, num_envs: int, device=None, dtype=torch.float32, max_episode_steps: int | None = None):
+        limit = MAX_EPISODE_STEPS if max_episode_steps is None else max_episode_steps
+        super().__init__("Acrobot-v1", num_envs, max_episode_steps=limit, device=device, dtype=dtype)
         high = np.array([1.0, 1.0, 1.0, 1.0, MAX_VEL_1, MAX_VEL_2], dtype=np.float32)
         self._init_spaces(gym.spaces.Box(low=-high, high=high, dtype=np.float32), gym.spaces.Discrete(3))
 

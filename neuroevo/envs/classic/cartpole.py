@@ -21,6 +21,7 @@ TAU = 0.02  # seconds per step
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
 X_THRESHOLD = 2.4
 RESET_BOUND = 0.05
+MAX_EPISODE_STEPS = 500  # gymnasium's registered time limit
 
 
 class CartPole(TorchVectorEnv):
@@ -28,12 +29,14 @@ class CartPole(TorchVectorEnv):
     on every step including the terminating one, ``sutton_barto_reward=False``).
 
     State and obs: [N, 4] = [x, x_dot, theta, theta_dot]. Action: [N] int64 in {0: push left, 1: push right}.
+    ``max_episode_steps`` truncates episodes (None: gymnasium's registered 500).
     """
 
     num_reset_uniforms = 4
 
-    def __init__(self, num_envs: int, device=None, dtype=torch.float32):
-        super().__init__("CartPole-v1", num_envs, max_episode_steps=500, device=device, dtype=dtype)
+    def __init__(self, num_envs: int, device=None, dtype=torch.float32, max_episode_steps: int | None = None):
+        limit = MAX_EPISODE_STEPS if max_episode_steps is None else max_episode_steps
+        super().__init__("CartPole-v1", num_envs, max_episode_steps=limit, device=device, dtype=dtype)
         high = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
         self._init_spaces(gym.spaces.Box(-high, high, dtype=np.float32), gym.spaces.Discrete(2))
 

@@ -21,6 +21,7 @@ GOAL_REWARD = 100.0
 ACTION_COST = 0.1
 RESET_LOW = -0.6
 RESET_HIGH = -0.4
+MAX_EPISODE_STEPS = 999  # gymnasium's registered time limit
 
 
 class MountainCarContinuous(TorchVectorEnv):
@@ -29,13 +30,15 @@ class MountainCarContinuous(TorchVectorEnv):
     -0.1 * action^2 on the unclipped action plus 100 on reaching the goal).
 
     State and obs: [N, 2] = [position, velocity]. Action: [N, 1] force in [-1, 1].
+    ``max_episode_steps`` truncates episodes (None: gymnasium's registered 999).
     """
 
     num_reset_uniforms = 1
 
-    def __init__(self, num_envs: int, device=None, dtype=torch.float32):
+    def __init__(self, num_envs: int, device=None, dtype=torch.float32, max_episode_steps: int | None = None):
+        limit = MAX_EPISODE_STEPS if max_episode_steps is None else max_episode_steps
         super().__init__(
-            "MountainCarContinuous-v0", num_envs, max_episode_steps=999, device=device, dtype=dtype
+            "MountainCarContinuous-v0", num_envs, max_episode_steps=limit, device=device, dtype=dtype
         )
         self._init_spaces(
             gym.spaces.Box(

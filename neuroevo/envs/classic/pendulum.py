@@ -18,6 +18,7 @@ MASS = 1.0
 LENGTH = 1.0
 RESET_THETA = math.pi
 RESET_THETA_DOT = 1.0
+MAX_EPISODE_STEPS = 200  # gymnasium's registered time limit
 
 
 def angle_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -31,12 +32,14 @@ class Pendulum(TorchVectorEnv):
 
     State: [N, 2] = [theta, theta_dot]. Obs: [N, 3] = [cos theta, sin theta, theta_dot].
     Action: [N, 1] torque in [-2, 2].
+    ``max_episode_steps`` truncates episodes (None: gymnasium's registered 200).
     """
 
     num_reset_uniforms = 2
 
-    def __init__(self, num_envs: int, device=None, dtype=torch.float32):
-        super().__init__("Pendulum-v1", num_envs, max_episode_steps=200, device=device, dtype=dtype)
+    def __init__(self, num_envs: int, device=None, dtype=torch.float32, max_episode_steps: int | None = None):
+        limit = MAX_EPISODE_STEPS if max_episode_steps is None else max_episode_steps
+        super().__init__("Pendulum-v1", num_envs, max_episode_steps=limit, device=device, dtype=dtype)
         high = np.array([1.0, 1.0, MAX_SPEED], dtype=np.float32)
         self._init_spaces(
             gym.spaces.Box(low=-high, high=high, dtype=np.float32),

@@ -2,15 +2,17 @@
 
 Each class mirrors one gymnasium file (``gymnasium/envs/mujoco/<task>_v5.py``) with its default
 arguments: model file, frame skip, reset noise, observation, every reward term (the keys of
-gymnasium's step ``info``), termination and the registered ``max_episode_steps``. Everything runs over
-the batch at once on the ``[N, ...]`` arrays gathered by :class:`MujocoVectorEnv`.
+gymnasium's step ``info``), termination and the registered ``max_episode_steps``. Each is a task
+(:class:`~neuroevo.envs.mujoco.task.MujocoTask`) that an engine composes into a batched env
+(``MujocoVectorEnv(Reacher, n)`` on CPU threads, ``WarpVectorEnv(Reacher, n)`` on MuJoCo Warp); everything
+runs over the batch at once on the ``[N, ...]`` arrays the engine gathers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, normal_from_uniforms
+from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, normal_from_uniforms
 
 
 def uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -18,17 +20,17 @@ def uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
     return low + (high - low) * u
 
 
-def noisy_start(env: MujocoVectorEnv, u: np.ndarray, scale: float, normal_qvel: bool):
+def noisy_start(task: MujocoTask, u: np.ndarray, scale: float, normal_qvel: bool):
     """The pendulums' reset: qpos = init_qpos + U(-scale, scale) and qvel = init_qvel + U(-scale, scale)
     (``normal_qvel``: + scale * N(0, 1) instead). u [N, nq + nv] (or [N, nq + 2 nv] with normal qvel)
     -> (qpos [N, nq], qvel [N, nv])."""
-    nq = env.model.nq
-    qpos = env.init_qpos + uniform(u[:, :nq], -scale, scale)
+    nq = task.model.nq
+    qpos = task.init_qpos + uniform(u[:, :nq], -scale, scale)
     noise = normal_from_uniforms(u[:, nq:]) if normal_qvel else uniform(u[:, nq:], -1.0, 1.0)
-    return qpos, env.init_qvel + scale * noise
+    return qpos, task.init_qvel + scale * noise
 
 
-class InvertedPendulum(MujocoVectorEnv):
+class InvertedPendulum(MujocoTask):
     """gymnasium/envs/mujoco/inverted_pendulum_v5.py with its defaults (reset_noise_scale=0.01).
 
     Observation [N, 4]: qpos (cart x, pole angle), qvel. Reward 1 while healthy, else 0 (info key
@@ -43,7 +45,7 @@ class InvertedPendulum(MujocoVectorEnv):
     fields = ()
     before_fields = ()
     num_reset_uniforms = 4  # nq + nv
-    obs_dim_ = 4
+    obs_dim = 4
     reset_noise_scale = 0.01
 
     def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +62,7 @@ class InvertedPendulum(MujocoVectorEnv):
         return survive, terminated, {"reward_survive": survive}
 
 
-class InvertedDoublePendulum(MujocoVectorEnv):
+class InvertedDoublePendulum(MujocoTask):
     """gymnasium/envs/mujoco/inverted_double_pendulum_v5.py with its defaults (healthy_reward=10,
     reset_noise_scale=0.1).
 
@@ -79,12 +81,12 @@ class InvertedDoublePendulum(MujocoVectorEnv):
     fields = ("site_xpos", "qfrc_constraint")
     before_fields = ()
     num_reset_uniforms = 9  # nq uniforms + 2 per normal of nv
-    obs_dim_ = 9
+    obs_dim = 9
     reset_noise_scale = 0.1
     healthy_reward = 10.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
         self._tip = self.model.site("tip").id  # gymnasium reads site_xpos[0], the only site
 
     def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +118,7 @@ class InvertedDoublePendulum(MujocoVectorEnv):
         return alive_bonus - dist_penalty - vel_penalty, terminated, terms
 
 
-class Reacher(MujocoVectorEnv):
+class Reacher(MujocoTask):
     """gymnasium/envs/mujoco/reacher_v5.py with its defaults (frame_skip=2, reward_dist_weight=1,
     reward_control_weight=1 -- the code's default, not the 0.1 its docstring states).
 
@@ -144,13 +146,13 @@ class Reacher(MujocoVectorEnv):
     before_fields = ()
     goal_candidates = 32
     num_reset_uniforms = 2 + 2 * goal_candidates + 2
-    obs_dim_ = 10
+    obs_dim = 10
     goal_radius = 0.2
     reward_dist_weight = 1.0
     reward_control_weight = 1.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
         self._fingertip = self.model.body("fingertip").id
         self._target = self.model.body("target").id
 
@@ -194,7 +196,8 @@ class Reacher(MujocoVectorEnv):
         return reward_dist + reward_ctrl, terminated, {"reward_dist": reward_dist, "reward_ctrl": reward_ctrl}
 
 
-TASKS = {
+#: gymnasium id -> task
+TASKS: dict[str, type[MujocoTask]] = {
     "InvertedPendulum-v5": InvertedPendulum,
     "InvertedDoublePendulum-v5": InvertedDoublePendulum,
     "Reacher-v5": Reacher,

@@ -1,6 +1,9 @@
 """The planar MuJoCo locomotion tasks of gymnasium -v5, batched: Hopper, Walker2d, HalfCheetah, Swimmer.
 
-Each class mirrors one gymnasium file (``gymnasium/envs/mujoco/<task>_v5.py``) with its constructor
+Each class is a task (:class:`~neuroevo.envs.mujoco.task.MujocoTask`): what defines the env, over the whole
+batch, with no physics stepping of its own; an engine composes it into a batched env
+(``MujocoVectorEnv(Hopper, n)`` on CPU threads, ``WarpVectorEnv(Hopper, n)`` on MuJoCo Warp; ``make_env``
+picks one). Each class mirrors one gymnasium file (``gymnasium/envs/mujoco/<task>_v5.py``) with its constructor
 defaults: the model file, ``frame_skip``, the observation (``qpos`` without the root's x (Swimmer: x
 and y) position, then ``qvel``, clipped to [-10, 10] for Hopper and Walker2d), every reward term with
 its weight, the healthy ranges that end a Hopper / Walker2d episode (``terminate_when_unhealthy=True``;
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, copy, normal_from_uniforms
+from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, copy, normal_from_uniforms
 
 
 def _uniform_noise(u: np.ndarray, scale: float) -> np.ndarray:
@@ -34,7 +37,7 @@ def _inside(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return (low < x) & (x < high)
 
 
-class _Planar(MujocoVectorEnv):
+class _Planar(MujocoTask):
     """Shared code of the four planar tasks: reset noise, observation, forward reward and control cost.
 
     Task attributes (gymnasium's constructor defaults):
@@ -146,7 +149,7 @@ class Hopper(_Legged):
     frame_skip = 4
     max_episode_steps = 1000
     num_reset_uniforms = 6 + 6
-    obs_dim_ = 11
+    obs_dim = 11
     healthy_state_range = (-100.0, 100.0)
     healthy_z_range = (0.7, float("inf"))
     healthy_angle_range = (-0.2, 0.2)
@@ -171,7 +174,7 @@ class Walker2d(_Legged):
     frame_skip = 4
     max_episode_steps = 1000
     num_reset_uniforms = 9 + 9
-    obs_dim_ = 17
+    obs_dim = 17
     healthy_z_range = (0.8, 2.0)
     healthy_angle_range = (-1.0, 1.0)
 
@@ -189,7 +192,7 @@ class HalfCheetah(_Planar):
     frame_skip = 5
     max_episode_steps = 1000
     num_reset_uniforms = 9 + 2 * 9
-    obs_dim_ = 17
+    obs_dim = 17
     ctrl_cost_weight = 0.1
     reset_noise_scale = 0.1
     normal_qvel_noise = True
@@ -208,7 +211,7 @@ class Swimmer(_Planar):
     frame_skip = 4
     max_episode_steps = 1000
     num_reset_uniforms = 5 + 5
-    obs_dim_ = 8
+    obs_dim = 8
     ctrl_cost_weight = 1e-4
     reset_noise_scale = 0.1
     skipped_qpos = 2
@@ -222,8 +225,8 @@ class Swimmer(_Planar):
         }
 
 
-#: gymnasium id -> batched task
-TASKS: dict[str, type[MujocoVectorEnv]] = {
+#: gymnasium id -> task
+TASKS: dict[str, type[MujocoTask]] = {
     "Hopper-v5": Hopper,
     "Walker2d-v5": Walker2d,
     "HalfCheetah-v5": HalfCheetah,

@@ -1,9 +1,10 @@
 """Batched 3D locomotion tasks: gymnasium's Ant-v5 and Humanoid-v5 with their -v5 defaults.
 
-Both mirror gymnasium's step exactly (``gymnasium/envs/mujoco/ant_v5.py`` and ``humanoid_v5.py`` over
-``mujoco_env.py``): the same model file, frame skip, observation, reward terms, healthy range and reset
-noise, computed over the whole batch at once from the ``MjData`` fields gathered by
-:class:`~neuroevo.envs.mujoco.base.MujocoVectorEnv`.
+Each class is a task (:class:`~neuroevo.envs.mujoco.task.MujocoTask`) that an engine composes into a batched
+env (``MujocoVectorEnv(Ant, n)`` on CPU threads, ``WarpVectorEnv(Ant, n)`` on MuJoCo Warp). Both mirror
+gymnasium's step exactly (``gymnasium/envs/mujoco/ant_v5.py`` and ``humanoid_v5.py`` over ``mujoco_env.py``):
+the same model file, frame skip, observation, reward terms, healthy range and reset noise, computed over the
+whole batch at once from the ``MjData`` fields the engine gathers.
 
 Shared by both (N = ``num_envs``):
     reward = forward_weight * x_velocity + healthy_reward * healthy - ctrl_cost - contact_cost,
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.base import MujocoVectorEnv, array_namespace, copy, normal_from_uniforms
+from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, copy, normal_from_uniforms
 
 Arrays = dict[str, np.ndarray]
 
 
-class _Locomotion(MujocoVectorEnv):
+class _Locomotion(MujocoTask):
     """The logic Ant and Humanoid share: reset noise on qpos, the forward / healthy / control / contact
     reward with gymnasium's info entries, and the qpos[2:] + qvel head of the observation.
 
@@ -68,7 +69,7 @@ class _Locomotion(MujocoVectorEnv):
         """More of gymnasium's info entries, each [N, ...]."""
         return {}
 
-    # -- MujocoVectorEnv's three functions -------------------------------------------------------------
+    # -- MujocoTask's three functions ------------------------------------------------------------------
     def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nq = self.model.nq
         scale = self.reset_noise_scale
@@ -124,7 +125,7 @@ class Ant(_Locomotion):
     fields = ("xpos", "cfrc_ext")
     before_fields = ("xpos",)
     num_reset_uniforms = 15 + 2 * 14  # uniform qpos noise, Box-Muller normals for qvel
-    obs_dim_ = 13 + 14 + 13 * 6
+    obs_dim = 13 + 14 + 13 * 6
 
     forward_reward_weight = 1.0
     ctrl_cost_weight = 0.5
@@ -189,7 +190,7 @@ class Humanoid(_Locomotion):
     fields = ("xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext", "ten_length", "ten_velocity")
     before_fields = ("xipos",)
     num_reset_uniforms = 24 + 23
-    obs_dim_ = 22 + 23 + 13 * 10 + 13 * 6 + 17 + 13 * 6
+    obs_dim = 22 + 23 + 13 * 10 + 13 * 6 + 17 + 13 * 6
 
     forward_reward_weight = 1.25
     ctrl_cost_weight = 0.1
@@ -230,4 +231,5 @@ class Humanoid(_Locomotion):
         return {"tendon_length": copy(now["ten_length"]), "tendon_velocity": copy(now["ten_velocity"])}
 
 
-TASKS = {"Ant-v5": Ant, "Humanoid-v5": Humanoid}
+#: gymnasium id -> task
+TASKS: dict[str, type[MujocoTask]] = {"Ant-v5": Ant, "Humanoid-v5": Humanoid}
