@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
-from neuroevo.config import card_names, parse_override, resolve_config
+from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config
 from neuroevo.envs import BACKENDS
 
 
@@ -62,8 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.env is None or args.out is None:
             raise ValueError("train needs --env and --out (or --resume DIR)")
         config = resolve_config(args.env, overrides)
-        if args.popsize is not None:
-            config.algo_config.popsize = args.popsize
+        if args.popsize is not None:  # an override of the chosen optimizer's section, type-checked like --set
+            config = config_from_dict({config.run.algo: {"popsize": args.popsize}}, config)
         trainer = Trainer(config, args.out, progress=not args.quiet)
     cfg = trainer.config
     where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"

@@ -113,10 +113,9 @@ def min_steps(config: Config, algo: str) -> tuple[int, str]:
 
 def num_params(config: Config) -> int:
     """Parameters of the policy the run's config builds (the trainer's rule, without its envs)."""
-    from neuroevo.trainer import config_policy
     env = make_env(config.env.id, 1, "cpu", config.env.backend)
     try:
-        return config_policy(config, env.obs_dim, env.single_action_space).num_params
+        return config.policy.build(env.obs_dim, env.single_action_space).num_params
     finally:
         env.close()
 

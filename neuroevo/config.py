@@ -2,8 +2,9 @@
 
 Task cards are the TOML files of the top-level ``envs/`` folder (shipped in the wheel as
 ``neuroevo.tasks``). A card has the sections of :class:`Config`: ``[env]``, ``[policy]``, ``[run]``,
-and one per algorithm (``[es]``, ``[ga]``, ``[ars]``, ``[pso]``, ...) holding the hyperparameters that solve it, and
-``[ppo]``: the RL Zoo's PPO settings for the baseline (``neuroevo.baselines``).
+one per registered optimizer (``[es]``, ``[ga]``, ``[ars]``, ``[pso]``, ...: the sections come from
+``neuroevo.algorithms.ALGORITHMS``, each the optimizer's own config dataclass) holding the hyperparameters that
+solve it, and ``[ppo]``: the RL Zoo's PPO settings for the baseline (``neuroevo.baselines``).
 """
 
 from __future__ import annotations
@@ -12,27 +13,14 @@ import dataclasses
 import importlib.resources
 import tomllib
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuroevo.algorithms import (
-    ALGORITHMS,
-    ARSConfig,
-    CEMConfig,
-    CMAESConfig,
-    DEConfig,
-    ESConfig,
-    GAConfig,
-    HillClimbingConfig,
-    PGPEConfig,
-    PSOConfig,
-    RandomSearchConfig,
-    SAConfig,
-    SNESConfig,
-    XNESConfig,
-)
+from neuroevo.algorithms import ALGORITHMS
 from neuroevo.baselines import PPOConfig
+from neuroevo.policies import PolicyConfig
 
 
 @dataclass
@@ -52,18 +40,6 @@ class EnvConfig:
     the alive bonus (Mania et al. 2018), so that standing still is not rewarded"""
     num_threads: int | None = None
     """physics threads of the mujoco backend (default: the cores available)"""
-
-
-@dataclass
-class PolicyConfig:
-    kind: str = "mlp"
-    """'linear' or 'mlp'"""
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
-    """MLP hidden layer sizes"""
-    activation: str = "tanh"
-    """MLP activation"""
-    normalize_obs: bool = True
-    """running observation normalization in the policy's input path (ARS V2; V1 when False)"""
 
 
 @dataclass
@@ -102,31 +78,34 @@ class RunConfig:
     not by the number of workers, so that results do not depend on it)"""
 
 
+def _algorithm_sections() -> dict[str, Any]:
+    return {name: cls.config_class() for name, cls in ALGORITHMS.items()}
+
+
 @dataclass
 class Config:
+    """The whole run. ``algorithms`` holds one section per registered optimizer, named as in the registry and
+    read as attributes (``config.es``, ``config.ga``, ...); in task cards, checkpoints and :meth:`to_dict` they
+    are top-level sections like the others."""
+
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    es: ESConfig = field(default_factory=ESConfig)
-    ga: GAConfig = field(default_factory=GAConfig)
-    ars: ARSConfig = field(default_factory=ARSConfig)
-    pso: PSOConfig = field(default_factory=PSOConfig)
-    de: DEConfig = field(default_factory=DEConfig)
-    sa: SAConfig = field(default_factory=SAConfig)
-    hill_climbing: HillClimbingConfig = field(default_factory=HillClimbingConfig)
-    random_search: RandomSearchConfig = field(default_factory=RandomSearchConfig)
-    cmaes: CMAESConfig = field(default_factory=CMAESConfig)
-    pgpe: PGPEConfig = field(default_factory=PGPEConfig)
-    snes: SNESConfig = field(default_factory=SNESConfig)
-    xnes: XNESConfig = field(default_factory=XNESConfig)
-    cem: CEMConfig = field(default_factory=CEMConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
+    algorithms: dict[str, Any] = field(default_factory=_algorithm_sections)
+    """optimizer name -> its config dataclass, for every optimizer registered when the config was made"""
+
+    def __getattr__(self, name: str) -> Any:
+        algorithms = self.__dict__.get("algorithms")
+        if algorithms is not None and name in algorithms:
+            return algorithms[name]
+        raise AttributeError(f"{type(self).__name__} has no section {name!r}")
 
     @property
     def algo_config(self):
         """The config of the selected algorithm: the section named as ``run.algo`` (``self.es``, ...)."""
-        return getattr(self, self.run.algo)
+        return self.algorithms[self.run.algo]
 
     def validate(self) -> None:
         """Raise a one-line ``ValueError`` for a value no run can use."""
@@ -149,7 +128,11 @@ class Config:
             raise ValueError("run.workers must be 0 or more and run.shard_size positive")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data, one top-level section per part and per optimizer (as in a task card)."""
+        data = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name != "algorithms"}
+        data.update({name: dataclasses.asdict(section) for name, section in self.algorithms.items()})
+        return data
 
 
 # -------------------------------------------------------------------------------------------------
@@ -179,11 +162,20 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
     hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
+    sections = obj.algorithms if isinstance(obj, Config) else {}
+    names = {f.name for f in dataclasses.fields(obj)} - {"algorithms"} | set(sections)
+    renamed = getattr(obj, "renamed", {})  # old name -> new name, still read (with a warning)
     for key, value in data.items():
+        if key in renamed:
+            warnings.warn(f"setting {where}{key} is now {where}{renamed[key]}", DeprecationWarning, stacklevel=4)
+            key = renamed[key]
         if key not in names:
             raise ValueError(f"unknown setting {where}{key}; known: {', '.join(sorted(names))}")
-        if dataclasses.is_dataclass(getattr(obj, key)):
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}{key} must be a table of settings")
+            _fill(sections[key], value, f"{key}.")
+        elif dataclasses.is_dataclass(getattr(obj, key)):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}{key} must be a table of settings")
             _fill(getattr(obj, key), value, f"{where}{key}.")
@@ -193,7 +185,7 @@ def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
 
 def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     """A :class:`Config` from nested plain data (unknown keys and wrong types raise ``ValueError``)."""
-    config = config_from_dict(dataclasses.asdict(base)) if base is not None else Config()
+    config = config_from_dict(base.to_dict()) if base is not None else Config()
     _fill(config, data, "")
     return config
 

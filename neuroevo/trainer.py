@@ -28,17 +28,16 @@ from neuroevo.config import Config, config_from_dict
 from neuroevo.distributed import WorkersLost
 from neuroevo.envs import make_env, resolve_device
 from neuroevo.evaluator import EnvFactory, Evaluator, make_evaluator
-from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits, make_policy, output_dim
+from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
 from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
 
 
 def config_policy(config: Config, obs_dim: int, action_space) -> Policy:
-    """The policy ``config.policy`` describes for observations of ``obs_dim`` and ``action_space``."""
-    kwargs = {"hidden": config.policy.hidden, "activation": config.policy.activation}
-    return make_policy(
-        config.policy.kind, obs_dim, output_dim(action_space), **(kwargs if config.policy.kind == "mlp" else {})
-    )
+    """Deprecated: ``config.policy.build(obs_dim, action_space)``."""
+    warnings.warn("trainer.config_policy is deprecated; use config.policy.build(obs_dim, action_space)",
+                  DeprecationWarning, stacklevel=2)
+    return config.policy.build(obs_dim, action_space)
 
 
 @dataclass
@@ -110,7 +109,7 @@ class Trainer:
         self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
         obs_dim = self.eval_env.obs_dim
         if policy is None:
-            policy = config_policy(config, obs_dim, self.eval_env.single_action_space)
+            policy = config.policy.build(obs_dim, self.eval_env.single_action_space)
         check_fits(policy, self.eval_env.single_action_space, self.eval_env.single_observation_space, name=env_cfg.id)
         self.policy = policy
         generator = torch.Generator().manual_seed(config.run.seed)

@@ -29,7 +29,8 @@ from neuroevo.algorithms.noise import NoiseTable
 from neuroevo.algorithms.pso import PSO, PSOConfig
 from neuroevo.algorithms.random_search import RandomSearch, RandomSearchConfig
 
-#: name on the command line -> optimizer class
+#: name on the command line and config section -> optimizer class. A new optimizer is one file plus one entry
+#: here (or a :func:`register_optimizer` call): its config dataclass becomes the config section of that name.
 ALGORITHMS: dict[str, type[Optimizer]] = {
     "es": ES,
     "ga": GA,
@@ -46,6 +47,23 @@ ALGORITHMS: dict[str, type[Optimizer]] = {
     "xnes": XNES,
     "cem": CEM,
 }
+
+
+def register_optimizer(name: str, cls: type[Optimizer]) -> type[Optimizer]:
+    """Register ``cls`` as ``name``: ``--algo NAME``, the config section ``[NAME]`` (``cls.config_class``),
+    ``make_optimizer(NAME, ...)`` and ``neuroevo compare --algos NAME`` then know it (configs made after this
+    call). Returns ``cls``, so it also works as ``register_optimizer("mine", Mine)`` at the end of a module."""
+    if not name.isidentifier() or name != name.lower():
+        raise ValueError(f"optimizer name {name!r} must be a lower-case identifier (it names a config section)")
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise ValueError(f"{cls!r} is not an Optimizer subclass")
+    if name in ALGORITHMS and ALGORITHMS[name] is not cls:
+        raise ValueError(f"an optimizer is registered as {name!r} already ({ALGORITHMS[name].__name__})")
+    reserved = {"env", "policy", "run", "ppo", "algorithms"}
+    if name in reserved:
+        raise ValueError(f"{name!r} names a config section of its own; choose another name")
+    ALGORITHMS[name] = cls
+    return cls
 
 
 def make_optimizer(name: str, center, config=None, **kwargs) -> Optimizer:
@@ -89,6 +107,7 @@ __all__ = [
     "SimulatedAnnealing",
     "centered_ranks",
     "make_optimizer",
+    "register_optimizer",
     "materialize",
     "XNES",
     "XNESConfig",

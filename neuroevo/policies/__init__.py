@@ -7,6 +7,7 @@
 """
 
 from neuroevo.policies.base import Policy, make_policy, policy_from_spec
+from neuroevo.policies.config import PolicyConfig
 from neuroevo.policies.deploy import DeployedPolicy
 from neuroevo.policies.head import check_fits, output_dim, to_env_action
 from neuroevo.policies.linear import Linear
@@ -21,6 +22,7 @@ __all__ = [
     "ModulePolicy",
     "ObsNormalizer",
     "Policy",
+    "PolicyConfig",
     "check_fits",
     "make_policy",
     "output_dim",
