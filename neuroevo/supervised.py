@@ -14,6 +14,7 @@ Features are standardized with the training split's statistics; the split is str
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,19 +180,35 @@ def train_backprop(problem: Classifiers, budget: Budget, seed: int = 0, lr: floa
 def train_population(
     problem: Classifiers, algo: str, budget: Budget, seed: int = 0, **hyperparameters
 ) -> list[dict]:
-    """A population optimizer (a key of ``neuroevo.algorithms.ALGORITHMS``) maximizing minus the
-    minibatch cross-entropy; a generation counts P x batch_size forward passes. The logged solution
-    is the optimizer's ``center``."""
+    """A population optimizer (a key of ``neuroevo.algorithms.ALGORITHMS``) minimizing the minibatch
+    cross-entropy through its ``optimize``; a generation counts P x batch_size forward passes. The logged
+    solution is the optimizer's ``center``; rows are logged as :func:`_run` logs them, and the logging's own
+    evaluations are not counted in the seconds."""
     generator = torch.Generator().manual_seed(seed)
     center = problem.net.init_params(generator).to(problem.data.x_train.device)
     optimizer = make_optimizer(algo, center, seed=seed, **hyperparameters)
+    rows = [_log(problem, optimizer.center, 0, 0, 0.0, float("nan"))]
+    spent = {"forwards": 0, "seconds": 0.0, "since": budget.clock()}
 
-    @torch.no_grad()
-    def step() -> tuple[int, float]:
-        params = optimizer.ask()
+    def loss(params: Tensor) -> Tensor:
         x, y = problem.batch(generator)
-        losses = problem.losses(params, x, y)
-        optimizer.tell(-losses)
-        return params.shape[0] * problem.batch_size, float(losses.min())
+        return problem.losses(params, x, y)
 
-    return _run(problem, budget, step, lambda: optimizer.center)
+    def after_generation(opt, metrics: dict[str, float]) -> bool:
+        spent["seconds"] += budget.clock() - spent["since"]
+        spent["forwards"] += opt.popsize * problem.batch_size
+        it = opt.generation
+        if it % budget.log_every == 0 or it & (it - 1) == 0:
+            batch_loss = -metrics["train/fitness_max"]  # the best member's loss on this generation's batch
+            rows.append(_log(problem, opt.center, it, spent["forwards"], spent["seconds"], batch_loss))
+        spent["since"] = budget.clock()
+        return spent["forwards"] >= budget.forwards or spent["seconds"] >= budget.seconds
+
+    generations = math.ceil(budget.forwards / (optimizer.popsize * problem.batch_size))  # the forward budget's
+    with torch.no_grad():
+        result = optimizer.optimize(loss, generations, minimize=True, callback=after_generation)
+    if rows[-1]["iteration"] != result.generations:
+        batch_loss = -result.history[-1]["train/fitness_max"] if result.history else float("nan")
+        rows.append(_log(problem, optimizer.center, result.generations, spent["forwards"], spent["seconds"],
+                         batch_loss))
+    return rows

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import MirroredOptimizer, OptimizerConfig
+from neuroevo.algorithms.population import MirroredOptimizer, NoiseTableConfig
 
 
 @dataclass
-class ARSConfig(OptimizerConfig):
+class ARSConfig(NoiseTableConfig):
     popsize: int = 16
     """members per generation: 2N for N directions, each evaluated at +sigma and -sigma"""
     sigma: float = 0.03

@@ -1,24 +1,24 @@
-"""What every optimizer shares: the ask/tell contract, fitness hygiene, best-so-far and state.
+"""What every optimizer shares: the ask/tell contract, fitness hygiene, best-so-far, state, and pycma's
+``optimize`` / ``stop`` conveniences.
 
 All optimizers maximize. They work on flat parameter tensors on any torch device:
-``ask() -> params [P, D]``, evaluate, ``tell(fitness [P]) -> metrics``. Subclasses implement
-``_ask`` (returning a compact :class:`Population`) and ``_tell`` only.
-
-``ask_population()`` gives the same generation without building the [P, D] tensor: a
-:class:`Population` names every member by a base row, a noise offset and a sign, and
-:func:`materialize` rebuilds any rows of it, bit for bit, in any process holding the same noise table.
-That is what a distributed evaluator ships instead of parameter vectors.
+``ask() -> params [P, D]``, evaluate, ``tell(fitness [P]) -> metrics``. Subclasses implement ``_ask``
+(returning params [P, D]) and ``_tell`` only. Optimizers whose members are named by noise-table offsets
+(ES, ARS, GA, the chains, random search) share :class:`~neuroevo.algorithms.population.NoiseTableOptimizer`,
+which owns the table and gives the compact :class:`~neuroevo.algorithms.population.Population` that a
+distributed evaluator ships instead of parameter vectors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from neuroevo.algorithms.noise import DEFAULT_SIZE, NoiseTable
 from neuroevo.seeding import derive_seed
 
 
@@ -30,10 +30,6 @@ class OptimizerConfig:
     """members per generation"""
     sigma: float = 0.02
     """standard deviation of the Gaussian parameter perturbations"""
-    noise_size: int = DEFAULT_SIZE
-    """floats in the shared noise table"""
-    noise_seed: int = 0
-    """seed of the shared noise table (the same for every run, so that processes share it)"""
 
 
 def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:
@@ -42,83 +38,6 @@ def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty(p, dtype=torch.float32, device=fitness.device)
     ranks[fitness.argsort()] = torch.arange(p, dtype=torch.float32, device=fitness.device)
     return ranks / max(p - 1, 1) - 0.5
-
-
-@dataclass
-class Population:
-    """One generation's population, compactly: what a process holding the same noise table needs to
-    rebuild any of its rows with :func:`materialize`, instead of the [P, D] tensor itself.
-
-    Member r is ``bases[base_index[r]] + signs[r] * (sigma * noise[offsets[r] : offsets[r] + D])``, or the
-    base row unchanged where ``signs[r] == 0``. ES and ARS: ``bases`` is the center [1, D], the P/2
-    offsets appear twice, signs +1 then -1. GA: ``bases`` is the elites [C, D] then the parents [T, D];
-    elites have sign 0, a child is (parent, offset) with sign +1.
-
-    bases: [B, D] float on the optimizer's device; base_index, offsets: [P] int64 and signs: [P] int8,
-    on the CPU. ``noise_seed`` and ``noise_size`` name the :class:`NoiseTable`.
-    """
-
-    bases: torch.Tensor
-    base_index: torch.Tensor
-    offsets: torch.Tensor
-    signs: torch.Tensor
-    sigma: float
-    noise_seed: int
-    noise_size: int
-
-    def __len__(self) -> int:
-        return self.base_index.numel()
-
-    @property
-    def num_params(self) -> int:
-        return self.bases.shape[1]
-
-    @classmethod
-    def dense(cls, params: torch.Tensor, noise: NoiseTable, sigma: float = 0.0) -> Population:
-        """Rows that have no compact form (params [P, D]): each member is its own base, unmutated."""
-        popsize = params.shape[0]
-        zeros = torch.zeros(popsize, dtype=torch.int64)
-        return cls(params, torch.arange(popsize), zeros, zeros.to(torch.int8), sigma, noise.seed, noise.size)
-
-
-def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) -> torch.Tensor:
-    """The members ``index`` [n] (int64) of ``population``: params [n, D] on the noise table's device."""
-    index = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
-    device = noise.device
-    base = population.bases.to(device)[population.base_index[index].to(device)]
-    signs = population.signs[index]
-    mutated = signs != 0
-    if not bool(mutated.any()):
-        return base
-    # The same expression ask() has always evaluated: center + sigma * eps, center + -(sigma * eps).
-    eps = noise.get(torch.where(mutated, population.offsets[index], 0), population.num_params)
-    step = population.sigma * eps
-    rows = base + step * signs.to(device=device, dtype=step.dtype)[:, None]
-    return rows if bool(mutated.all()) else torch.where(mutated.to(device)[:, None], rows, base)
-
-
-def materialize(population: Population, noise: NoiseTable, start: int = 0, stop: int | None = None) -> torch.Tensor:
-    """Rows [start, stop) of the population (default: all): params [stop - start, D] on the noise
-    table's device, bit-identical to the same rows of the optimizer's ``ask()``."""
-    stop = len(population) if stop is None else stop
-    return gather_rows(population, noise, torch.arange(start, stop))
-
-
-class _PopulationRows:
-    """A population's rows built on demand: what ``tell`` indexes when ``ask_population`` built no
-    [P, D] tensor (``rows[i]`` -> [D], ``rows[index]`` -> [n, D])."""
-
-    def __init__(self, population: Population, noise: NoiseTable):
-        self.population = population
-        self.noise = noise
-
-    def __len__(self) -> int:
-        return len(self.population)
-
-    def __getitem__(self, index) -> torch.Tensor:
-        index = torch.as_tensor(index)
-        rows = gather_rows(self.population, self.noise, index)
-        return rows[0] if index.ndim == 0 else rows
 
 
 def _state_value(value: Any) -> Any:
@@ -143,7 +62,9 @@ class Optimizer:
 
     def __init__(self, center: torch.Tensor | int, config=None, *, seed: int = 0, device=None, **overrides):
         config = config if config is not None else self.config_class()
-        self.config = dataclasses.replace(config, **overrides) if overrides else config
+        if overrides:
+            config = dataclasses.replace(config, **_current_names(self.config_class, overrides, self.name))
+        self.config = config
         self._validate_config()
         if isinstance(center, int):
             center = torch.zeros(center, device=device)
@@ -157,12 +78,12 @@ class Optimizer:
         self.device = self.center.device
         self.seed = int(seed)
         self.generator = torch.Generator(device="cpu")
-        self.noise = NoiseTable(self.config.noise_seed, self.config.noise_size, self.device)
-        self.noise.check_dim(self.num_params)
         self.generation = 0
         self.best_fitness = float("-inf")
         self.best = self.center.clone()
-        self._pending: torch.Tensor | Population | None = None
+        self._pending: Any = None
+        self._stop = StopCriteria()
+        self._last_fitness: torch.Tensor | None = None
 
     # -- contract --------------------------------------------------------------------------------
     @property
@@ -171,18 +92,17 @@ class Optimizer:
 
     def ask(self) -> torch.Tensor:
         """The population to evaluate next: params [P, D] on the optimizer's device."""
-        params = materialize(self.ask_population(), self.noise)
+        params = self._rows(self.ask_population())
         self._pending = params
         return params
 
-    def ask_population(self) -> Population:
-        """The population to evaluate next in compact form (no [P, D] tensor is built; ``tell``
-        rebuilds only the rows it keeps). ``materialize(population, optimizer.noise)`` equals ``ask()``."""
+    def ask_population(self) -> Any:
+        """The population to evaluate next in its most compact form: params [P, D] here; noise-table
+        optimizers name their members by offsets (:class:`~neuroevo.algorithms.population.Population`), so
+        that a distributed evaluator ships O(P) numbers. ``tell`` follows either ``ask``."""
         # A fresh stream per generation: draws never depend on what an interrupted generation consumed.
         self.generator.manual_seed(derive_seed(self.seed, self.generation))
         population = self._ask()
-        if isinstance(population, torch.Tensor):  # an optimizer without a compact form
-            population = Population.dense(population, self.noise, self.config.sigma)
         self._pending = population
         return population
 
@@ -196,15 +116,14 @@ class Optimizer:
                 f"{self.name}.tell() got {fitness.numel()} fitness values for a population of {len(self._pending)}"
             )
         fitness, nonfinite = sanitize_fitness(fitness)
-        params, self._pending = self._pending, None
-        if isinstance(params, Population):
-            params = _PopulationRows(params, self.noise)
+        params, self._pending = self._member_rows(self._pending), None
         top = int(fitness.argmax())
         if fitness[top] > self.best_fitness:
             self.best_fitness = float(fitness[top])
             self.best = params[top].clone()
         metrics = self._tell(params, fitness)
         self.generation += 1
+        self._last_fitness = fitness
         return {
             "train/fitness_mean": float(fitness.mean()),
             "train/fitness_max": float(fitness.max()),
@@ -214,6 +133,76 @@ class Optimizer:
             **metrics,
         }
 
+    # -- pycma's conveniences ----------------------------------------------------------------------
+    def stop(self) -> dict[str, Any]:
+        """The termination criteria met now, by name (empty: go on), as pycma's ``stop()``: ``generations``
+        (the budget of :meth:`optimize` or :attr:`stop_criteria` spent), ``target`` (the best fitness reached
+        it), ``flat_fitness`` (the last generation's fitness all equal: the population has nothing left to
+        rank), and what a subclass adds in :meth:`_stop`."""
+        criteria, met = self._stop, {}
+        if criteria.generations is not None and self.generation >= criteria.generations:
+            met["generations"] = self.generation
+        if criteria.target is not None and self.best_fitness >= criteria.target:
+            met["target"] = self.best_fitness
+        last = self._last_fitness
+        if criteria.flat_fitness and last is not None and last.numel() > 1 and bool((last == last[0]).all()):
+            met["flat_fitness"] = float(last[0])
+        met.update(self._stop_criteria())
+        return met
+
+    @property
+    def stop_criteria(self) -> StopCriteria:
+        """What :meth:`stop` checks (set by :meth:`optimize`, or by hand for your own ask/tell loop)."""
+        return self._stop
+
+    def optimize(
+        self,
+        fitness_fn: Callable[[torch.Tensor], torch.Tensor],
+        generations: int | None = None,
+        *,
+        minimize: bool = False,
+        target: float | None = None,
+        callback: Callable[[Optimizer, dict[str, float]], Any] | None = None,
+    ) -> OptimizeResult:
+        """Ask, evaluate ``fitness_fn`` (params [P, D] -> [P]) and tell, until :meth:`stop` says so.
+
+        Black-box optimization of any torch function in three lines::
+
+            opt = CMAES(torch.zeros(10), sigma=0.5)
+            result = opt.optimize(lambda x: (x ** 2).sum(1), generations=200, minimize=True)
+            result.best, result.best_value
+
+        Args:
+            fitness_fn: maps the population params [P, D] to one value per member [P].
+            generations: stop after this many generations in all (counting earlier ones); None: no limit
+                (then a ``target`` or a criterion of the optimizer must end the run).
+            minimize: ``fitness_fn`` is a loss: the optimizer (which maximizes) is told its negation; the
+                result and ``target`` speak in the loss's own sign.
+            target: stop once the best value reaches it (a loss at or below it with ``minimize``).
+            callback: called with (optimizer, metrics) after every generation; returning True stops.
+        """
+        if generations is None and target is None:
+            raise ValueError(f"{self.name}.optimize needs generations or a target, or it may never stop")
+        sign = -1.0 if minimize else 1.0
+        self._stop = dataclasses.replace(
+            self._stop, generations=generations, target=None if target is None else sign * target
+        )
+        history: list[dict[str, float]] = []
+        stopped: dict[str, Any] = self.stop()
+        while not stopped:
+            params = self.ask()
+            values = torch.as_tensor(fitness_fn(params))
+            if values.shape != (params.shape[0],):
+                expected, got = (params.shape[0],), tuple(values.shape)
+                raise ValueError(f"fitness_fn must return one value per member, shape {expected}; got {got}")
+            metrics = self.tell(sign * values)
+            history.append(metrics)
+            stopped = self.stop()
+            if callback is not None and callback(self, metrics) is True:
+                stopped = {**stopped, "callback": True}
+        return OptimizeResult(self.best.clone(), sign * self.best_fitness, self.center.clone(), self.generation,
+                              stopped, history)
+
     # -- subclasses ------------------------------------------------------------------------------
     def _validate_config(self) -> None:
         c = self.config
@@ -222,18 +211,25 @@ class Optimizer:
         if c.sigma <= 0:
             raise ValueError(f"{self.name}: sigma must be positive, got {c.sigma}")
 
-    def _ask(self) -> Population:
-        """This generation's population (draws from ``self.generator``); a [P, D] tensor also works."""
+    def _ask(self) -> torch.Tensor:
+        """This generation's population (draws from ``self.generator``): params [P, D]."""
         raise NotImplementedError
 
     def _tell(self, params: torch.Tensor, fitness: torch.Tensor) -> dict[str, float]:
         """Update from ``fitness`` [P]; ``params[index]`` gives members' rows ([P, D] or built on demand)."""
         raise NotImplementedError
 
-    def _population(self, bases, base_index, offsets, signs) -> Population:
-        """A :class:`Population` over this optimizer's noise table and sigma."""
-        return Population(bases, base_index, offsets, signs.to(torch.int8), self.config.sigma, self.noise.seed,
-                          self.noise.size)
+    def _rows(self, population: Any) -> torch.Tensor:
+        """The params [P, D] of what ``_ask`` returned (noise-table optimizers build them from offsets)."""
+        return population
+
+    def _member_rows(self, pending: Any) -> Any:
+        """What ``_tell`` indexes for the pending population: ``rows[i]`` -> [D], ``rows[index]`` -> [n, D]."""
+        return pending
+
+    def _stop_criteria(self) -> dict[str, Any]:
+        """Termination criteria of the algorithm itself (e.g. a collapsed simplex), by name; none here."""
+        return {}
 
     # -- state ----------------------------------------------------------------------------------
     _state_keys: tuple[str, ...] = ()
@@ -261,7 +257,7 @@ class Optimizer:
                 f"{self.name}: saved center has {state['center'].numel()} parameters, "
                 f"this optimizer has {self.num_params}"
             )
-        self.config = self.config_class(**state["config"])
+        self.config = self.config_class(**_current_names(self.config_class, state["config"], self.name, loading=True))
         self.center = state["center"].to(self.device).clone()
         self.best = state["best"].to(self.device).clone()
         self.best_fitness = float(state["best_fitness"])
@@ -273,29 +269,52 @@ class Optimizer:
         self._pending = None
 
 
-class MirroredOptimizer(Optimizer):
-    """Base of the optimizers that sample antithetic pairs (ES, ARS): P/2 perturbations eps_i, member
-    i is center + sigma * eps_i and member i + P/2 is center - sigma * eps_i; ``offsets`` [P/2] name the
-    eps_i in the noise table. Their configs have ``lr``."""
+@dataclass
+class StopCriteria:
+    """What :meth:`Optimizer.stop` checks: a generation budget, a target fitness (maximized), and whether a
+    generation whose fitness values are all equal stops the run."""
 
-    def __init__(self, center, config=None, **kwargs):
-        super().__init__(center, config, **kwargs)
-        self.offsets = torch.empty(0, dtype=torch.int64)
+    generations: int | None = None
+    target: float | None = None
+    flat_fitness: bool = True
 
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        c = self.config
-        if c.popsize < 2 or c.popsize % 2:
-            raise ValueError(f"{self.name}: popsize must be even (antithetic pairs), got {c.popsize}")
-        if c.lr <= 0:
-            raise ValueError(f"{self.name}: lr must be positive, got {c.lr}")
 
-    def _ask(self) -> Population:
-        half = self.popsize // 2
-        self.offsets = self.noise.sample_offsets(half, self.num_params, self.generator)
-        signs = torch.cat([torch.ones(half), -torch.ones(half)])
-        return self._population(self.center[None], torch.zeros(self.popsize, dtype=torch.int64),
-                                self.offsets.repeat(2), signs)
+@dataclass
+class OptimizeResult:
+    """What :meth:`Optimizer.optimize` returns: the best member seen and its value (in ``fitness_fn``'s own
+    sign), the final center, the generations run in all, the criteria that stopped it, and every
+    generation's metrics."""
+
+    best: torch.Tensor
+    best_value: float
+    center: torch.Tensor
+    generations: int
+    stopped: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+#: config fields that moved to the noise-table optimizers; states saved before still carry them
+_MOVED = ("noise_size", "noise_seed")
+
+
+def _current_names(config_class: type, values: dict[str, Any], name: str, loading: bool = False) -> dict[str, Any]:
+    """``values`` with renamed settings under their current names (``config_class.renamed``: old -> new, with a
+    ``DeprecationWarning``), refusing unknown ones with one line; a saved state (``loading``) may still carry
+    the settings that moved to the noise-table optimizers, which are dropped."""
+    renamed: dict[str, str] = getattr(config_class, "renamed", {})
+    names = {f.name for f in dataclasses.fields(config_class)}
+    out = {}
+    for key, value in values.items():
+        if key in renamed:
+            if not loading:
+                warnings.warn(f"{name}: setting {key} is now {renamed[key]}", DeprecationWarning, stacklevel=4)
+            key = renamed[key]
+        if key not in names:
+            if loading and key in _MOVED:
+                continue
+            raise ValueError(f"{name}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
+        out[key] = value
+    return out
 
 
 def sanitize_fitness(fitness: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig, Population
+from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer, Population
 
 
 @dataclass
-class ChainsConfig(OptimizerConfig):
+class ChainsConfig(NoiseTableConfig):
     popsize: int = 64
     """chains, each proposing one move per generation"""
     sigma: float = 0.02
@@ -55,7 +55,7 @@ class HillClimbingConfig(ChainsConfig):
     """generations without improvement after which a chain restarts"""
 
 
-class _Chains(Optimizer):
+class _Chains(NoiseTableOptimizer):
     """P chains [P, D] with their fitness [P]; subclasses implement ``_accept``."""
 
     _state_keys = ("start", "chains", "chain_fitness")

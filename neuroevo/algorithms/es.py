@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import MirroredOptimizer, OptimizerConfig, centered_ranks
+from neuroevo.algorithms.base import centered_ranks
+from neuroevo.algorithms.population import MirroredOptimizer, NoiseTableConfig
 
 
 @dataclass
-class ESConfig(OptimizerConfig):
+class ESConfig(NoiseTableConfig):
     popsize: int = 256
     """members per generation (even: P/2 antithetic pairs)"""
     lr: float = 0.01

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig
+from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer
 
 
 @dataclass
-class GAConfig(OptimizerConfig):
+class GAConfig(NoiseTableConfig):
     popsize: int = 256
     """members per generation, elites included"""
     sigma: float = 0.002
@@ -34,7 +34,7 @@ class GAConfig(OptimizerConfig):
     """top members carried unmutated and re-evaluated each generation (the paper's 10 candidates)"""
 
 
-class GA(Optimizer):
+class GA(NoiseTableOptimizer):
     """Truncation-selection GA with Gaussian mutation and re-evaluated elites.
 
     The population is never stored: it is the elites [C, D] followed by children named by

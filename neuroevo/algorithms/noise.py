@@ -15,6 +15,15 @@ import torch
 DEFAULT_SIZE = 2**24  # 16.8M floats, 64 MiB in float32
 
 
+def size_for(dim: int, size: int = DEFAULT_SIZE) -> int:
+    """The table size for ``dim`` parameters: ``size`` where it holds 4 x ``dim`` floats (slices spread
+    enough that members are not near-copies), else the next power of two that does (256 MiB at D = 16.8M):
+    the table grows with D instead of capping it, and stays as it was wherever it already fit."""
+    if 4 * dim <= size:
+        return int(size)
+    return 1 << (4 * dim - 1).bit_length()
+
+
 @functools.lru_cache(maxsize=4)
 def _cpu_table(seed: int, size: int) -> torch.Tensor:
     # Generated on the CPU so that every device and process gets bit-identical noise.

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.base import Optimizer, OptimizerConfig
+from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer
 
 
 @dataclass
-class RandomSearchConfig(OptimizerConfig):
+class RandomSearchConfig(NoiseTableConfig):
     popsize: int = 64
     """points sampled per generation"""
     sigma: float = 0.1
     """standard deviation of the samples around the starting point"""
 
 
-class RandomSearch(Optimizer):
+class RandomSearch(NoiseTableOptimizer):
     """Pure random search around the starting point."""
 
     config_class = RandomSearchConfig

@@ -261,7 +261,7 @@ class RayEvaluator(Evaluator):
             spec,
             population,
             optimizer,
-            population_digest(population) if isinstance(population, Population) else None,
+            population_digest(population) if optimizer is not None or isinstance(population, Population) else None,
             shard_bounds(popsize, self.shard_size),
             self.workers,
         )
@@ -312,7 +312,7 @@ class RayEvaluator(Evaluator):
     def _submit(self, generation: _Generation, worker: _Worker, index: int):
         start, stop = generation.shards[index]
         rows = None
-        if isinstance(generation.population, torch.Tensor):
+        if isinstance(generation.population, torch.Tensor) and generation.optimizer is None:
             rows = generation.population[start:stop].detach().cpu().clone()  # a slice would pickle all rows
         shard = Shard(generation.spec.call, start, stop, rows)
         spec = None
@@ -331,10 +331,8 @@ class RayEvaluator(Evaluator):
     def _spec_for(self, generation: _Generation, worker: _Worker) -> GenerationSpec:
         """The generation's spec with the cheapest source this worker can rebuild the population from."""
         population, optimizer = generation.population, generation.optimizer
-        if isinstance(population, torch.Tensor):
-            source = None
-        elif optimizer is None:
-            source = Ship(_cpu_population(population))
+        if optimizer is None:  # rows with each shard, or the compact population once
+            source = None if isinstance(population, torch.Tensor) else Ship(_cpu_population(population))
         else:
             source = self._replay(worker, optimizer.generation, generation.digest)
             if source is None:

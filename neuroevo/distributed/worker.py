@@ -4,7 +4,7 @@ evaluating shards of the population, and what the driver sends it.
 Per generation a worker is sent one :class:`GenerationSpec` (with its first shard) and then
 :class:`Shard` ranges. The spec names the population in one of three ways (its ``source``):
 
-- :class:`Replay` (ES, ARS, GA under the trainer): the fitness of the generations since the worker's
+- :class:`Replay` (every optimizer under the trainer): the fitness of the generations since the worker's
   last one. The worker keeps a replica of the optimizer, replays ``tell`` on it and asks it for the
   next population: the bytes do not depend on the parameter count. A digest of the population the
   driver asked for guards the replica; a worker whose replica disagrees answers "out of sync".
@@ -12,7 +12,8 @@ Per generation a worker is sent one :class:`GenerationSpec` (with its first shar
 - :class:`Ship`: the compact population itself (bases [B, D] once per worker per generation, then
   ranges), for a population that comes without its optimizer.
 
-A raw params tensor travels instead as the rows of each shard (``Shard.rows``).
+The replica rebuilds a compact population (noise-table optimizers) or params [P, D] (the others) alike. Params
+that come without their optimizer travel instead as the rows of each shard (``Shard.rows``).
 
 Specs, shards and results cross the wire as bytes the sender pickled (:func:`pack`): what the driver counts as
 ``dist/bytes_sent`` and ``dist/bytes_received`` is what was sent, serialized once.
@@ -104,9 +105,13 @@ class ShardResult:
     cpu_seconds: float
 
 
-def population_digest(population: Population) -> str:
-    """A 128-bit hash of everything that defines the population's rows."""
+def population_digest(population: Population | torch.Tensor) -> str:
+    """A 128-bit hash of everything that defines the population's rows (a compact population, or params)."""
     digest = hashlib.blake2b(digest_size=16)
+    if isinstance(population, torch.Tensor):
+        digest.update(population.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(repr((str(population.dtype), tuple(population.shape))).encode())
+        return digest.hexdigest()
     for tensor in (population.bases, population.base_index, population.offsets, population.signs):
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape))
@@ -143,9 +148,9 @@ class ShardWorker:
         self.policy = policy
         self.local = LocalEvaluator(policy, dataclasses.replace(envs, device=self.device))
         self.replica: Optimizer | None = None
-        self.replica_population: Population | None = None  # the replica's last ask
+        self.replica_population: Population | torch.Tensor | None = None  # the replica's last ask
         self.spec: GenerationSpec | None = None
-        self.population: Population | None = None
+        self.population: Population | torch.Tensor | None = None
         self.settings: EvalSettings | None = None  # the spec's, with the normalizer
         self.seeds: torch.Tensor | None = None
 
@@ -186,7 +191,10 @@ class ShardWorker:
             population = self._population(spec.source, spec.threads)
             if population is None:
                 return False
-            self.population = dataclasses.replace(population, bases=population.bases.to(self.device))
+            if isinstance(population, torch.Tensor):
+                self.population = population.to(self.device)
+            else:
+                self.population = dataclasses.replace(population, bases=population.bases.to(self.device))
         normalizer = None
         if spec.normalizer is not None:
             normalizer = ObsNormalizer(self.policy.obs_dim, device=self.device)
@@ -196,7 +204,7 @@ class ShardWorker:
         self.spec = spec
         return True
 
-    def _population(self, source: Ship | Replay | Sync, threads: int) -> Population | None:
+    def _population(self, source: Ship | Replay | Sync, threads: int) -> Population | torch.Tensor | None:
         """The generation's population, or None when the replica cannot rebuild it exactly."""
         if isinstance(source, Ship):
             return source.population

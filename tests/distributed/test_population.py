@@ -6,14 +6,16 @@ import pickle
 import pytest
 import torch
 
-from neuroevo.algorithms import ALGORITHMS, NoiseTable, make_optimizer, materialize
+from neuroevo.algorithms import ALGORITHMS, NoiseTable, NoiseTableOptimizer, make_optimizer, materialize
 
-SMALL = {"popsize": 12, "noise_size": 4096}
+SMALL = {"popsize": 12}
 GA_SMALL = {"num_elites": 2, "truncation": 4}
+NOISE_TABLE = sorted(name for name, cls in ALGORITHMS.items() if issubclass(cls, NoiseTableOptimizer))
 
 
 def _optimizer(name, dim=20, **overrides):
-    kwargs = {**SMALL, **(GA_SMALL if name == "ga" else {}), **overrides}
+    noise = {"noise_size": 4096} if name in NOISE_TABLE else {}
+    kwargs = {**SMALL, **noise, **(GA_SMALL if name == "ga" else {}), **overrides}
     center = torch.randn(dim, generator=torch.Generator().manual_seed(0))
     return make_optimizer(name, center, seed=7, **kwargs)
 
@@ -25,7 +27,7 @@ def _advance(opt, generations):
         opt.tell(torch.randn(opt.popsize, generator=fitness))
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", NOISE_TABLE)
 def test_shards_of_the_population_equal_ask_row_for_row(name):
     opt, twin = _optimizer(name), _optimizer(name)
     _advance(opt, 3)  # the GA then has re-evaluated elites and several parents
@@ -36,6 +38,22 @@ def test_shards_of_the_population_equal_ask_row_for_row(name):
     shards = [materialize(population, noise, start, min(start + 5, len(population))) for start in range(0, 12, 5)]
     assert torch.equal(torch.cat(shards), params)
     assert len(population) == 12 and population.num_params == 20
+
+
+@pytest.mark.parametrize("name", sorted(set(ALGORITHMS) - set(NOISE_TABLE)))
+def test_optimizers_without_a_noise_table_ask_params_and_allocate_none(name):
+    opt, twin = _optimizer(name), _optimizer(name)
+    _advance(opt, 2)
+    _advance(twin, 2)
+    assert torch.equal(twin.ask_population(), opt.ask())
+    assert not hasattr(opt, "noise")
+
+
+def test_the_noise_table_grows_with_the_parameter_count_instead_of_capping_it():
+    small = _optimizer("es", dim=20)
+    assert small.noise.size == 4096  # as configured, wherever it fits
+    big = _optimizer("es", dim=5_000, popsize=4)  # 4 x 5,000 floats do not fit in 4,096
+    assert big.noise.size == 32_768 and big.ask().shape == (4, 5_000)
 
 
 def test_mirrored_rows_are_center_plus_and_minus_sigma_eps():
