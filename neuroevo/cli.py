@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError, ImportError) as err:
         print(f"neuroevo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -76,14 +76,14 @@ class _Chains(NoiseTableOptimizer):
         return self.start + self.config.init_sigma * noise
 
     def _ask(self) -> Population | torch.Tensor:
-        if self.chains.shape[0] == 0:
-            self.chains = self._random_states(self.popsize)
-            return self.chains
+        if self.generation == 0:  # the random starting states (kept by tell: ask changes no state)
+            return self._random_states(self.popsize)
         offsets = self.noise.sample_offsets(self.popsize, self.num_params, self.generator)
         return self._population(self.chains, torch.arange(self.popsize), offsets, torch.ones(self.popsize))
 
     def _tell(self, params, fitness):
         if self.chain_fitness.shape[0] == 0:
+            self.chains = params[torch.arange(self.popsize)].clone()
             self.chain_fitness = fitness.clone()
             metrics = self._started(fitness)
         else:

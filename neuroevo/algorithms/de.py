@@ -75,10 +75,9 @@ class DE(Optimizer):
 
     def _ask(self) -> torch.Tensor:
         c = self.config
-        if self.population.shape[0] == 0:  # generation 0: evaluate the population itself
+        if self.generation == 0:  # evaluate the population itself (kept by tell: ask changes no state)
             noise = torch.randn(self.popsize, self.num_params, generator=self.generator).to(self.device)
-            self.population = self.center + c.sigma * noise
-            return self.population
+            return self.center + c.sigma * noise
         x, f = self.population, c.differential_weight
         if c.strategy == "rand/1/bin":
             r = self._others(3).to(self.device)
@@ -93,6 +92,7 @@ class DE(Optimizer):
 
     def _tell(self, params, fitness):
         if self.fitness.shape[0] == 0:
+            self.population = params[torch.arange(self.popsize)].clone()
             self.fitness = fitness.clone()
             replaced = self.popsize
         else:

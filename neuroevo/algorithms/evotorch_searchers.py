@@ -1,8 +1,8 @@
 """EvoTorch's distribution-based searchers on neuroevo's evaluator: CMA-ES (and sep-CMA-ES), PGPE with
 ClipUp, SNES, XNES and CEM.
 
-The algorithms are EvoTorch's own (``pip install evotorch``, 0.6), not re-implementations, so that its
-maintainers' fixes reach neuroevo's users; these classes only translate between the two ask/tell
+The algorithms are EvoTorch's own (``pip install "evotorch>=0.6,<0.7"``), not re-implementations, so that
+its maintainers' fixes reach neuroevo's users; these classes only translate between the two ask/tell
 contracts. EvoTorch never runs an env: neuroevo evaluates ``ask()``'s population [P, D] and ``tell()``
 hands the fitness [P] over. All maximize.
 
@@ -15,6 +15,10 @@ hands the fitness [P] over. All maximize.
   SNES and XNES update from the previous population, then sample the next, within one ``step()``:
   ``tell()`` writes the fitness into the searcher's population and steps, which updates the search
   distribution (``center`` is current after ``tell``) and samples the next generation for ``ask()``.
+
+Vocabulary: the configs speak neuroevo's, not EvoTorch's: ``sigma`` is the spread (EvoTorch's ``stdev``)
+and ``lr`` the center's learning rate (EvoTorch's ``center_learning_rate``, CMA-ES's ``c_m``). The old
+EvoTorch-style names are still read, with a DeprecationWarning (each config's ``renamed``).
 
 Randomness: generation g is drawn from a generator seeded with ``derive_seed(seed, g)``: the Problem's
 own generator (CMA-ES, SNES, XNES) or, since EvoTorch's functional samplers draw from torch's global
@@ -30,20 +34,53 @@ import contextlib
 import functools
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from neuroevo.algorithms.base import Optimizer, OptimizerConfig
 from neuroevo.seeding import derive_seed
 
+# == EvoTorch's internals =================================================================================
+# The only code in neuroevo that relies on how EvoTorch works inside: its private attributes and the
+# hooks it calls, the layout of its search states, its logger and warnings, its draws from torch's global
+# generator. Written against EvoTorch 0.6.1; the version is checked when EvoTorch is first imported here,
+# by the first searcher built (EVOTORCH_VERSIONS, the range of pyproject.toml's extras). A new EvoTorch
+# release is adapted here, and the adapters below stay as they are. Each function says which reliance it
+# holds and why neuroevo needs it. Below this section the adapters use EvoTorch's public API only
+# (constructors, ``step()``, ``status``, ``population``, ``problem.manual_seed``, ``SolutionBatch.set_evals``,
+# the functional ``*_ask``/``*_tell`` and the documented fields of their states, ``stdev`` and CEM's
+# ``center``), the order of work within ``step()`` that the module docstring describes (the tests pin it),
+# and these functions.
+
+EVOTORCH_VERSIONS = ((0, 6), (0, 7))
+"""the EvoTorch releases these adapters support, [lowest, first unsupported) as (major, minor)"""
+
+
+def evotorch_requirement() -> str:
+    """The supported releases as a requirement, ``"evotorch>=0.6,<0.7"``: what pyproject.toml's extras say."""
+    (lo_major, lo_minor), (hi_major, hi_minor) = EVOTORCH_VERSIONS
+    return f"evotorch>={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
+
+
+def _check_evotorch_version(version: str) -> None:
+    """Raise a one-line ImportError unless EvoTorch ``version`` is in :data:`EVOTORCH_VERSIONS`: the
+    functions of this section read its internals, which change between minor releases without notice."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or not EVOTORCH_VERSIONS[0] <= (int(match[1]), int(match[2])) < EVOTORCH_VERSIONS[1]:
+        requirement = evotorch_requirement()
+        raise ImportError(f"neuroevo's CMAES, PGPE, SNES, XNES and CEM support {requirement}, found evotorch "
+                          f"{version}: pip install '{requirement}'")
+
 
 @functools.cache
 def _evotorch() -> SimpleNamespace:
-    """EvoTorch's pieces used here, imported on first use so that ``import neuroevo`` works without it."""
+    """EvoTorch's pieces used here, imported (and the version checked) on first use so that ``import
+    neuroevo`` works without it; with the two subclasses that hook into EvoTorch's internals."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
@@ -53,10 +90,14 @@ def _evotorch() -> SimpleNamespace:
             from evotorch.tools.ranking import rankers
     except ImportError as err:
         raise ImportError(f"CMAES, PGPE, SNES, XNES and CEM run on EvoTorch: pip install evotorch ({err})") from None
+    _check_evotorch_version(evotorch.__version__)
 
     class HandoverProblem(evotorch.Problem):
         """A Problem that runs nothing: evaluating a batch writes ``handover``, the fitness [P] that
-        neuroevo's ``tell()`` received (NaN where the fitness is written into the population later)."""
+        neuroevo's ``tell()`` received (NaN where the fitness is written into the population later).
+
+        Overrides the hooks ``Problem._evaluate_batch`` (EvoTorch's documented extension point) and
+        ``Problem._fill`` (called wherever EvoTorch allocates a batch)."""
 
         def __init__(self, num_params: int, device: torch.device):
             super().__init__("max", solution_length=num_params, dtype=torch.float32, device=device,
@@ -78,7 +119,10 @@ def _evotorch() -> SimpleNamespace:
             batch.set_evals(fitness)
 
     class AskedCMAES(CMAES):
-        """EvoTorch's CMA-ES whose next ``step()`` uses the sample ``ask()`` drew (``asked``: zs, ys, xs)."""
+        """EvoTorch's CMA-ES whose next ``step()`` uses the sample ``ask()`` drew (``asked``: zs, ys, xs).
+
+        Relies on ``CMAES._step`` drawing its population with one ``sample_distribution()`` call without
+        arguments that returns (zs, ys, xs): the only way to hand ``ask()``'s sample to ``step()``."""
 
         asked: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -94,8 +138,9 @@ def _evotorch() -> SimpleNamespace:
 
 @contextlib.contextmanager
 def _quiet():
-    """EvoTorch announces each Problem's dtype and device at INFO level and warns about its own tensor
-    handling while it builds a searcher: none of it is news to a neuroevo user, and algorithms never log."""
+    """EvoTorch announces each Problem's dtype and device at INFO level (its logger ``evotorch.core``) and
+    warns about its own tensor handling while it builds a searcher: none of it is news to a neuroevo user,
+    and algorithms never log."""
     core_logger = logging.getLogger("evotorch.core")
     level = core_logger.level
     core_logger.setLevel(logging.WARNING)
@@ -112,7 +157,9 @@ def _quiet():
 @contextlib.contextmanager
 def _global_rng(device: torch.device, seed: int | None = None):
     """Torch's global generators of the CPU and ``device`` inside: seeded with ``seed`` (unless None),
-    and restored after."""
+    and restored after. EvoTorch's functional samplers draw from them, and its classes draw from them
+    outside the seeded sampling too (a randint for a vmap-friendly False, wherever it makes a tensor for
+    random values): every call into EvoTorch runs inside, so that it never moves the caller's stream."""
     if device.type == "cpu":
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -127,11 +174,75 @@ def _global_rng(device: torch.device, seed: int | None = None):
         yield
 
 
-def _max_change(value: float | None) -> float:
-    """``stdev_max_change`` for EvoTorch's functional searchers, which read None as infinity: a standard
-    deviation that collapses to 0 would then become 0 * inf = NaN. The largest float32 limits nothing
-    either, and keeps 0 at 0."""
+def _unlimited_if_none(value: float | None) -> float:
+    """A largest relative change of the standard deviations (``stdev_max_change``) for EvoTorch's functional
+    searchers, which read None as infinity: a standard deviation that collapses to 0 would then become
+    0 * inf = NaN. The largest float32 limits nothing either, and keeps 0 at 0."""
     return float(torch.finfo(torch.float32).max) if value is None else value
+
+
+_CMAES_STATE = ("m", "sigma", "C", "A", "p_sigma", "p_c")
+"""CMAES's attributes that evolve: mean, step size, covariance, its factor, the two evolution paths"""
+
+
+def _cmaes_state(searcher) -> dict[str, torch.Tensor]:
+    """CMA-ES's search state, read from the attributes of EvoTorch's ``CMAES`` (it has no state dict)."""
+    return {key: getattr(searcher, key) for key in _CMAES_STATE}
+
+
+def _load_cmaes_state(searcher, state: dict[str, torch.Tensor], generation: int) -> None:
+    """Write :func:`_cmaes_state`'s ``state`` back into a fresh ``CMAES``, ``generation`` steps on: the
+    private step count, which ``step()`` reads for the h_sigma test and the C refactoring schedule and
+    which has no setter."""
+    for key in _CMAES_STATE:
+        setattr(searcher, key, state[key])
+    searcher._steps_count = generation
+
+
+def _cmaes_center(searcher) -> torch.Tensor:
+    """The mean m [D] of EvoTorch's ``CMAES``."""
+    return searcher.m
+
+
+def _cmaes_mean_stdev(searcher) -> float:
+    """The coordinates' mean standard deviation, sigma * mean_i sqrt(C_ii), of EvoTorch's ``CMAES``
+    (``C`` is the diagonal [D] when separable, else [D, D])."""
+    diag = searcher.C if searcher.separable else searcher.C.diagonal()
+    return float(searcher.sigma * diag.clamp_min(0).sqrt().mean())
+
+
+def _nes_state(searcher) -> dict[str, torch.Tensor]:
+    """The search distribution's parameters of EvoTorch's SNES or XNES: mu and sigma (SNES: stdevs [D];
+    XNES: A [D, D] and its inverse), from the private ``_distribution`` (no public read of the whole)."""
+    return dict(searcher._distribution.parameters)
+
+
+def _load_nes_state(searcher, state: dict[str, torch.Tensor]) -> None:
+    """Write :func:`_nes_state`'s ``state`` back: the private ``_distribution`` has no setter."""
+    searcher._distribution = searcher._distribution.modified_copy(**state)
+
+
+def _pgpe_center(state) -> torch.Tensor:
+    """The center [D] of a functional PGPE state: its optimizer's (ClipUp's) state holds it."""
+    return state.optimizer_state.center
+
+
+def _pgpe_velocity(state) -> torch.Tensor:
+    """ClipUp's velocity [D] in a functional PGPE state."""
+    return state.optimizer_state.velocity
+
+
+def _load_pgpe_state(state, stdev: torch.Tensor, velocity: torch.Tensor):
+    """A functional PGPE ``state`` with ``stdev`` [D] and ClipUp's ``velocity`` [D] replaced."""
+    return state._replace(stdev=stdev, optimizer_state=state.optimizer_state._replace(velocity=velocity))
+
+
+def _load_cem_state(state, center: torch.Tensor, stdev: torch.Tensor):
+    """A functional CEM ``state`` with ``center`` [D] and ``stdev`` [D] replaced."""
+    return state._replace(center=center, stdev=stdev)
+
+
+# == The adapters =========================================================================================
 
 
 def _rule_of_thumb_popsize(num_params: int) -> int:
@@ -163,7 +274,9 @@ class _EvoTorchOptimizer(Optimizer):
             raise ValueError(f"{self.name}: popsize must be at least 2, got {c.popsize}")
         if c.sigma <= 0:
             raise ValueError(f"{self.name}: sigma must be positive, got {c.sigma}")
-        for key in ("center_learning_rate", "stdev_learning_rate", "stdev_min", "stdev_max", "stdev_max_change"):
+        if getattr(c, "lr", 1.0) <= 0:
+            raise ValueError(f"{self.name}: lr must be positive, got {c.lr}")
+        for key in ("sigma_lr", "sigma_norm", "sigma_min", "sigma_max", "sigma_max_change"):
             value = getattr(c, key, None)
             if value is not None and value <= 0:
                 raise ValueError(f"{self.name}: {key} must be positive or None, got {value}")
@@ -172,9 +285,7 @@ class _EvoTorchOptimizer(Optimizer):
             choices = ", ".join(self._et.rankers)
             raise ValueError(f"{self.name}: ranking_method must be one of {choices}, got {ranking!r}")
 
-    # EvoTorch draws from torch's global generator outside the seeded sampling too (a randint for a
-    # vmap-friendly False, wherever it makes a tensor for random values): every call into it runs inside
-    # _global_rng, so that it never moves the caller's random stream.
+    # Every call into EvoTorch runs inside _global_rng: it never moves the caller's random stream.
     def ask_population(self):
         with _global_rng(self.device):
             return super().ask_population()
@@ -226,12 +337,16 @@ class CMAESConfig(OptimizerConfig):
     active: bool = True
     """active CMA: negative weights for the worst members (Jastrebski and Arnold 2006), as in Hansen's
     tutorial, pycma and EvoTorch"""
-    c_m: float = 1.0
-    """learning rate of the mean (EvoTorch's and the tutorial's 1)"""
-    stdev_min: float | None = None
-    """floor on every coordinate's standard deviation sigma * sqrt(C_ii) (None: none)"""
-    stdev_max: float | None = None
-    """ceiling on every coordinate's standard deviation (None: none)"""
+    lr: float = 1.0
+    """learning rate of the mean, c_m (EvoTorch's and the tutorial's 1)"""
+    sigma_min: float | None = None
+    """floor on every coordinate's standard deviation sigma * sqrt(C_ii), not on the global step size
+    sigma alone (None: none)"""
+    sigma_max: float | None = None
+    """ceiling on every coordinate's standard deviation sigma * sqrt(C_ii) (None: none)"""
+
+    renamed: ClassVar[dict[str, str]] = {"c_m": "lr", "stdev_min": "sigma_min", "stdev_max": "sigma_max"}
+    """old name -> new name: the old names are still read, with a DeprecationWarning"""
 
 
 class CMAES(_EvoTorchOptimizer):
@@ -254,14 +369,9 @@ class CMAES(_EvoTorchOptimizer):
             raise ValueError(f"CMAES: needs at least 2 parameters, got {self.num_params}")
         self._searcher = self._et.AskedCMAES(
             self._et.HandoverProblem(self.num_params, self.device), stdev_init=c.sigma, popsize=self.popsize,
-            center_init=self.center, c_m=c.c_m, active=c.active, separable=c.separable, stdev_min=c.stdev_min,
-            stdev_max=c.stdev_max,
+            center_init=self.center, c_m=c.lr, active=c.active, separable=c.separable, stdev_min=c.sigma_min,
+            stdev_max=c.sigma_max,
         )
-
-    def _validate_config(self):
-        super()._validate_config()
-        if self.config.c_m <= 0:
-            raise ValueError(f"CMAES: c_m must be positive, got {self.config.c_m}")
 
     def _ask(self):
         searcher = self._searcher
@@ -274,20 +384,14 @@ class CMAES(_EvoTorchOptimizer):
         searcher = self._searcher
         searcher.problem.handover, searcher.problem.expected = fitness, searcher.asked[2]
         searcher.step()
-        self.center = searcher.m.clone()
-        diag = searcher.C if searcher.separable else searcher.C.diagonal()
-        return {"train/sigma": float(searcher.sigma * diag.clamp_min(0).sqrt().mean())}
-
-    _evolved = ("m", "sigma", "C", "A", "p_sigma", "p_c")
+        self.center = _cmaes_center(searcher).clone()
+        return {"train/sigma": _cmaes_mean_stdev(searcher)}
 
     def _search_state(self):
-        return {key: getattr(self._searcher, key) for key in self._evolved}
+        return _cmaes_state(self._searcher)
 
     def _load_search_state(self, search):
-        for key in self._evolved:
-            setattr(self._searcher, key, search[key])
-        # step() counts generations (the h_sigma test and the refactoring schedule read it).
-        self._searcher._steps_count = self.generation
+        _load_cmaes_state(self._searcher, search, self.generation)
 
 
 # -- PGPE with ClipUp ---------------------------------------------------------------------------------------
@@ -298,25 +402,31 @@ class PGPEConfig(OptimizerConfig):
     popsize: int = 200
     """members per generation (even: symmetric pairs); EvoTorch's README example (Humanoid)"""
     sigma: float = 0.02
-    """initial standard deviation of every coordinate, when ``radius_init`` is None"""
-    radius_init: float | None = 0.27
-    """norm of the initial standard-deviation vector, each coordinate radius_init / sqrt(D); overrides
-    sigma (Toklu et al. 2020's Humanoid setting, EvoTorch's README example)"""
-    center_learning_rate: float = 0.01125
+    """initial standard deviation of every coordinate, used only when ``sigma_norm`` is None"""
+    sigma_norm: float | None = 0.27
+    """the initial spread given as the norm of the standard-deviation vector [D] instead: every
+    coordinate starts at sigma_norm / sqrt(D), whatever ``sigma`` says (the ClipUp paper's "radius",
+    EvoTorch's ``radius_init``; Toklu et al. 2020's Humanoid setting, EvoTorch's README example). None:
+    ``sigma``"""
+    lr: float = 0.01125
     """ClipUp's step size alpha (EvoTorch's README example, 0.75 * max_speed)"""
     max_speed: float = 0.015
-    """ClipUp's cap on the norm of the velocity, i.e. of one step of the center"""
+    """ClipUp's cap on the norm of the velocity [D], i.e. on the length of one step of the center"""
     momentum: float = 0.9
     """ClipUp's momentum (its paper's and EvoTorch's default)"""
-    stdev_learning_rate: float = 0.1
+    sigma_lr: float = 0.1
     """learning rate of the standard deviations (EvoTorch's README example)"""
-    stdev_max_change: float | None = 0.2
+    sigma_max_change: float | None = 0.2
     """largest relative change of a standard deviation per generation (Ha 2017, EvoTorch's default);
     None: unlimited"""
     ranking_method: str = "centered"
     """fitness shaping: EvoTorch's 'centered' ranks in [-0.5, 0.5] (Salimans et al. 2017), its default"""
     symmetric: bool = True
     """antithetic pairs center +- eps (Sehnke et al. 2010's symmetric sampling)"""
+
+    renamed: ClassVar[dict[str, str]] = {"center_learning_rate": "lr", "stdev_learning_rate": "sigma_lr",
+                                         "stdev_max_change": "sigma_max_change", "radius_init": "sigma_norm"}
+    """old name -> new name: the old names are still read, with a DeprecationWarning"""
 
 
 class PGPE(_EvoTorchOptimizer):
@@ -325,10 +435,10 @@ class PGPE(_EvoTorchOptimizer):
     optimizer of Toklu, Liskowski, Srivastava (2020), "ClipUp: A Simple and Powerful Optimizer for
     Distribution-based Policy Evolution", PPSN XVI. EvoTorch's functional ``pgpe``.
 
-    Members center +- eps_i, eps_i ~ N(0, diag(stdev^2)). ClipUp on the center's gradient g:
-    v <- momentum * v + alpha * g / |g|, v clipped to norm max_speed, center <- center + v. The
-    standard deviations follow their own gradient at ``stdev_learning_rate``, each change capped at
-    ``stdev_max_change`` of the old value.
+    Members center +- eps_i, eps_i ~ N(0, diag(sigma^2)), sigma [D] the standard deviations. ClipUp on
+    the center's gradient g: v <- momentum * v + lr * g / |g|, v clipped to norm max_speed,
+    center <- center + v. The standard deviations follow their own gradient at ``sigma_lr``, each change
+    capped at ``sigma_max_change`` of the old value.
     """
 
     config_class = PGPEConfig
@@ -339,8 +449,6 @@ class PGPE(_EvoTorchOptimizer):
         c = self.config
         if c.symmetric and c.popsize % 2:
             raise ValueError(f"PGPE: popsize must be even (symmetric pairs), got {c.popsize}")
-        if c.radius_init is not None and c.radius_init <= 0:
-            raise ValueError(f"PGPE: radius_init must be positive or None, got {c.radius_init}")
         if c.max_speed <= 0:
             raise ValueError(f"PGPE: max_speed must be positive, got {c.max_speed}")
         if not 0 <= c.momentum < 1:
@@ -349,11 +457,11 @@ class PGPE(_EvoTorchOptimizer):
     def _build(self):
         c = self.config
         self._state = self._et.func.pgpe(
-            center_init=self.center.clone(), center_learning_rate=c.center_learning_rate,
-            stdev_learning_rate=c.stdev_learning_rate, objective_sense="max", ranking_method=c.ranking_method,
+            center_init=self.center.clone(), center_learning_rate=c.lr, stdev_learning_rate=c.sigma_lr,
+            objective_sense="max", ranking_method=c.ranking_method,
             optimizer="clipup", optimizer_config={"max_speed": c.max_speed, "momentum": c.momentum},
-            stdev_init=c.sigma if c.radius_init is None else None, radius_init=c.radius_init,
-            stdev_max_change=_max_change(c.stdev_max_change), symmetric=c.symmetric,
+            stdev_init=c.sigma if c.sigma_norm is None else None, radius_init=c.sigma_norm,
+            stdev_max_change=_unlimited_if_none(c.sigma_max_change), symmetric=c.symmetric,
         )
         self._asked = None
 
@@ -365,16 +473,15 @@ class PGPE(_EvoTorchOptimizer):
     def _tell(self, params, fitness):
         self._state = self._et.func.pgpe_tell(self._state, self._asked, fitness)
         self._asked = None
-        self.center = self._state.optimizer_state.center.clone()
+        self.center = _pgpe_center(self._state).clone()
         return {"train/sigma": float(self._state.stdev.mean()),
-                "train/speed": float(self._state.optimizer_state.velocity.norm())}
+                "train/speed": float(_pgpe_velocity(self._state).norm())}
 
     def _search_state(self):
-        return {"stdev": self._state.stdev, "velocity": self._state.optimizer_state.velocity}
+        return {"stdev": self._state.stdev, "velocity": _pgpe_velocity(self._state)}
 
     def _load_search_state(self, search):
-        optimizer_state = self._state.optimizer_state._replace(velocity=search["velocity"])
-        self._state = self._state._replace(stdev=search["stdev"], optimizer_state=optimizer_state)
+        self._state = _load_pgpe_state(self._state, search["stdev"], search["velocity"])
 
 
 # -- SNES and XNES ------------------------------------------------------------------------------------------
@@ -386,12 +493,15 @@ class SNESConfig(OptimizerConfig):
     """members per generation; None: 4 + floor(3 ln D) (Schaul et al. 2011, EvoTorch's default)"""
     sigma: float = 0.1
     """initial standard deviation of every coordinate (EvoTorch's ``stdev_init``, which has no default)"""
-    center_learning_rate: float = 1.0
-    """eta_mu (the paper's and EvoTorch's 1)"""
-    stdev_learning_rate: float | None = None
+    lr: float = 1.0
+    """eta_mu, the learning rate of the center (the paper's and EvoTorch's 1)"""
+    sigma_lr: float | None = None
     """eta_sigma; None: (3 + ln D) / (5 sqrt D), the paper's and EvoTorch's default"""
     ranking_method: str = "nes"
     """fitness shaping: EvoTorch's 'nes' utilities max(0, ln(P/2 + 1) - ln k), normalized, minus 1/P"""
+
+    renamed: ClassVar[dict[str, str]] = {"center_learning_rate": "lr", "stdev_learning_rate": "sigma_lr"}
+    """old name -> new name: the old names are still read, with a DeprecationWarning"""
 
 
 class _NES(_EvoTorchOptimizer):
@@ -402,8 +512,8 @@ class _NES(_EvoTorchOptimizer):
         c = self.config
         self._searcher = getattr(self._et, self.name)(
             self._et.HandoverProblem(self.num_params, self.device), stdev_init=c.sigma, popsize=self.popsize,
-            center_init=self.center, center_learning_rate=c.center_learning_rate,
-            stdev_learning_rate=c.stdev_learning_rate, scale_learning_rate=False, ranking_method=c.ranking_method,
+            center_init=self.center, center_learning_rate=c.lr, stdev_learning_rate=c.sigma_lr,
+            scale_learning_rate=False, ranking_method=c.ranking_method,
         )
 
     def _ask(self):
@@ -426,12 +536,10 @@ class _NES(_EvoTorchOptimizer):
         return self._searcher.status["stdev"]
 
     def _search_state(self):
-        # The distribution's parameters: mu, sigma (SNES: stdevs [D]; XNES: A [D, D] and its inverse).
-        return dict(self._searcher._distribution.parameters)
+        return _nes_state(self._searcher)
 
     def _load_search_state(self, search):
-        searcher = self._searcher
-        searcher._distribution = searcher._distribution.modified_copy(**search)
+        _load_nes_state(self._searcher, search)
 
 
 class SNES(_NES):
@@ -439,7 +547,8 @@ class SNES(_NES):
     Evolution Strategies", GECCO. EvoTorch's ``SNES``.
 
     Members x_i = mu + sigma * z_i, z_i ~ N(0, I), sigma a vector. With utilities u_i (``ranking_method``):
-    mu <- mu + eta_mu * sigma * sum_i u_i z_i,   sigma <- sigma * exp(eta_sigma / 2 * sum_i u_i (z_i^2 - 1)).
+    mu <- mu + eta_mu * sigma * sum_i u_i z_i,   sigma <- sigma * exp(eta_sigma / 2 * sum_i u_i (z_i^2 - 1)),
+    eta_mu = ``lr``, eta_sigma = ``sigma_lr``.
     """
 
     config_class = SNESConfig
@@ -450,7 +559,7 @@ class SNES(_NES):
 class XNESConfig(SNESConfig):
     popsize: int | None = None
     """members per generation; None: 4 + floor(3 ln D) (Glasmachers et al. 2010, EvoTorch's default)"""
-    stdev_learning_rate: float | None = None
+    sigma_lr: float | None = None
     """eta_sigma = eta_B; None: 0.6 (3 + ln D) / (D sqrt D), the paper's and EvoTorch's default"""
 
 
@@ -460,7 +569,8 @@ class XNES(_NES):
 
     Members x_i = mu + A z_i, z_i ~ N(0, I), A a full [D, D] factor of the covariance (O(D^2) memory,
     O(D^3) per generation for its inverse: for small D). With utilities u_i:
-    mu <- mu + eta_mu * A sum_i u_i z_i,   A <- A expm(eta_sigma / 2 * sum_i u_i (z_i z_i^T - I)).
+    mu <- mu + eta_mu * A sum_i u_i z_i,   A <- A expm(eta_sigma / 2 * sum_i u_i (z_i z_i^T - I)),
+    eta_mu = ``lr``, eta_sigma = ``sigma_lr``.
     """
 
     config_class = XNESConfig
@@ -485,12 +595,16 @@ class CEMConfig(OptimizerConfig):
     """fraction of the population that are parents (elites), whose mean and standard deviations are
     the next distribution's: EvoTorch's documented example (rllab's 0.05 relies on extra decaying noise,
     which EvoTorch's CEM lacks; without it a small fraction collapses early)"""
-    stdev_min: float | None = None
-    """floor on every standard deviation (None: none)"""
-    stdev_max: float | None = None
-    """ceiling on every standard deviation (None: none)"""
-    stdev_max_change: float | None = None
+    sigma_min: float | None = None
+    """floor on every coordinate's standard deviation (None: none)"""
+    sigma_max: float | None = None
+    """ceiling on every coordinate's standard deviation (None: none)"""
+    sigma_max_change: float | None = None
     """largest relative change of a standard deviation per generation (None: unlimited, EvoTorch's default)"""
+
+    renamed: ClassVar[dict[str, str]] = {"stdev_min": "sigma_min", "stdev_max": "sigma_max",
+                                         "stdev_max_change": "sigma_max_change"}
+    """old name -> new name: the old names are still read, with a DeprecationWarning"""
 
 
 class CEM(_EvoTorchOptimizer):
@@ -499,8 +613,8 @@ class CEM(_EvoTorchOptimizer):
     diagonal-Gaussian form of Duan, Chen, Houthooft, Schulman, Abbeel (2016), "Benchmarking Deep
     Reinforcement Learning for Continuous Control", ICML. EvoTorch's functional ``cem``.
 
-    Members x_i ~ N(center, diag(stdev^2)); the best floor(P * parenthood_ratio) are the parents, and
-    center <- their mean, stdev <- their (unbiased) standard deviation per coordinate.
+    Members x_i ~ N(center, diag(sigma^2)), sigma [D]; the best floor(P * parenthood_ratio) are the parents,
+    and center <- their mean, sigma <- their (unbiased) standard deviation per coordinate.
     """
 
     config_class = CEMConfig
@@ -519,8 +633,8 @@ class CEM(_EvoTorchOptimizer):
         c = self.config
         self._state = self._et.func.cem(
             center_init=self.center.clone(), parenthood_ratio=c.parenthood_ratio, objective_sense="max",
-            stdev_init=c.sigma, stdev_min=c.stdev_min, stdev_max=c.stdev_max,
-            stdev_max_change=_max_change(c.stdev_max_change),
+            stdev_init=c.sigma, stdev_min=c.sigma_min, stdev_max=c.sigma_max,
+            stdev_max_change=_unlimited_if_none(c.sigma_max_change),
         )
         self._asked = None
 
@@ -539,4 +653,4 @@ class CEM(_EvoTorchOptimizer):
         return {"stdev": self._state.stdev}
 
     def _load_search_state(self, search):
-        self._state = self._state._replace(center=self.center.clone(), stdev=search["stdev"])
+        self._state = _load_cem_state(self._state, self.center.clone(), search["stdev"])

@@ -1,6 +1,6 @@
 """EvoTorch's searchers (CMA-ES, sep-CMA-ES, PGPE, SNES, XNES, CEM) on neuroevo's ask/tell: convergence on
-sphere and progress on Rastrigin, determinism, state round trips, config errors, and the error without
-EvoTorch."""
+sphere and progress on Rastrigin, determinism, state round trips, config errors, and the errors without
+EvoTorch or with a release the adapters do not support."""
 
 import io
 import math
@@ -31,8 +31,7 @@ def rastrigin(x):
 SEARCHERS = {
     "cmaes": (CMAES, {"sigma": 0.5}),
     "sep-cmaes": (CMAES, {"sigma": 0.5, "separable": True}),
-    "pgpe": (PGPE, {"popsize": 50, "radius_init": None, "sigma": 0.5, "center_learning_rate": 0.025,
-                    "max_speed": 0.05}),
+    "pgpe": (PGPE, {"popsize": 50, "sigma_norm": None, "sigma": 0.5, "lr": 0.025, "max_speed": 0.05}),
     "snes": (SNES, {"sigma": 0.5}),
     "xnes": (XNES, {"sigma": 0.5}),
     "cem": (CEM, {}),
@@ -76,6 +75,14 @@ def test_popsize_defaults():
         assert cls(D).popsize == 4 + math.floor(3 * math.log(D)) == 10
         assert cls(1000).ask().shape == (4 + math.floor(3 * math.log(1000)), 1000)
     assert PGPE(D).popsize == 200 and CEM(D).popsize == 100
+
+
+def test_pgpe_initial_spread_from_sigma_norm_else_sigma():
+    # sigma_norm (the ClipUp paper's radius, default 0.27) gives every coordinate sigma_norm / sqrt(D),
+    # whatever sigma says; sigma counts where sigma_norm is None.
+    stdev = PGPE(D, sigma=0.5).state_dict()["search"]["stdev"]
+    torch.testing.assert_close(stdev, torch.full((D,), 0.27 / math.sqrt(D)))
+    assert torch.equal(PGPE(D, sigma=0.5, sigma_norm=None).state_dict()["search"]["stdev"], torch.full((D,), 0.5))
 
 
 def test_maximizes_sphere(name):
@@ -146,19 +153,19 @@ def test_state_saved_between_ask_and_tell(name):
         (CMAES, {"popsize": 0}, "CMAES: popsize must be positive, got 0"),
         (CMAES, {"popsize": 1}, "CMAES: popsize must be at least 2, got 1"),
         (CMAES, {"sigma": 0.0}, "CMAES: sigma must be positive, got 0.0"),
-        (CMAES, {"c_m": -1.0}, "CMAES: c_m must be positive"),
-        (CMAES, {"stdev_min": -1.0}, "CMAES: stdev_min must be positive or None"),
+        (CMAES, {"lr": -1.0}, "CMAES: lr must be positive"),
+        (CMAES, {"sigma_min": -1.0}, "CMAES: sigma_min must be positive or None"),
         (PGPE, {"popsize": 51}, "PGPE: popsize must be even"),
         (PGPE, {"max_speed": 0.0}, "PGPE: max_speed must be positive"),
         (PGPE, {"momentum": 1.0}, r"PGPE: momentum must be in \[0, 1\)"),
-        (PGPE, {"radius_init": -0.1}, "PGPE: radius_init must be positive or None"),
-        (PGPE, {"center_learning_rate": 0.0}, "PGPE: center_learning_rate must be positive"),
+        (PGPE, {"sigma_norm": -0.1}, "PGPE: sigma_norm must be positive or None"),
+        (PGPE, {"lr": 0.0}, "PGPE: lr must be positive"),
         (PGPE, {"ranking_method": "best"}, "PGPE: ranking_method must be one of .*centered"),
-        (SNES, {"stdev_learning_rate": -0.1}, "SNES: stdev_learning_rate must be positive or None"),
+        (SNES, {"sigma_lr": -0.1}, "SNES: sigma_lr must be positive or None"),
         (XNES, {"ranking_method": "fancy"}, "XNES: ranking_method must be one of"),
         (CEM, {"parenthood_ratio": 1.5}, r"CEM: parenthood_ratio must be in \(0, 1\]"),
         (CEM, {"popsize": 10, "parenthood_ratio": 0.1}, "CEM: popsize \\* parenthood_ratio must give at least 2"),
-        (CEM, {"stdev_max_change": 0.0}, "CEM: stdev_max_change must be positive or None"),
+        (CEM, {"sigma_max_change": 0.0}, "CEM: sigma_max_change must be positive or None"),
     ],
 )
 def test_bad_config(cls, kwargs, message):
@@ -179,3 +186,35 @@ def test_missing_evotorch_is_a_clear_error(monkeypatch):
             CMAES(D)
     finally:
         evotorch_searchers._evotorch.cache_clear()
+
+
+@pytest.mark.parametrize("version", ["0.5.2", "0.7.0", "0.7.0rc1", "1.0.0", "unknown"])
+def test_unsupported_evotorch_is_a_one_line_error(monkeypatch, version):
+    import evotorch
+
+    evotorch_searchers._evotorch.cache_clear()
+    monkeypatch.setattr(evotorch, "__version__", version)
+    try:
+        with pytest.raises(ImportError) as err:
+            CMAES(D)
+    finally:
+        evotorch_searchers._evotorch.cache_clear()
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"support evotorch>=0.6,<0.7, found evotorch {version}: pip install 'evotorch>=0.6,<0.7'" in message
+
+
+@pytest.mark.parametrize("version", ["0.6.0", "0.6.1", "0.6.2.dev3+g0123abc"])
+def test_supported_evotorch_versions_pass(version):
+    evotorch_searchers._check_evotorch_version(version)
+
+
+def test_pyproject_bounds_evotorch_as_the_adapters_do():
+    # Every extra that brings EvoTorch asks for the releases the adapters check for at run time.
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    wanted = [req for extra in pyproject["project"]["optional-dependencies"].values() for req in extra
+              if req.startswith("evotorch")]
+    assert wanted and set(wanted) == {evotorch_searchers.evotorch_requirement()} == {"evotorch>=0.6,<0.7"}

@@ -67,8 +67,8 @@ def test_pso_moves_particles_towards_their_bests():
     torch.testing.assert_close(opt.center, leader)
 
 
-def test_pso_max_speed_clamps_velocities():
-    opt = PSO(torch.zeros(4), popsize=8, sigma=10.0, max_speed=0.01, seed=0)
+def test_pso_velocity_clamp_clamps_every_velocity_coordinate():
+    opt = PSO(torch.zeros(4), popsize=8, sigma=10.0, velocity_clamp=0.01, seed=0)
     x0 = opt.ask()
     opt.tell(sphere(x0))
     assert ((opt.ask() - x0).abs() <= 0.01 + 1e-6).all()

@@ -97,3 +97,18 @@ def test_a_mirrored_population_is_the_center_plus_a_part_independent_of_the_para
         members = dataclasses.replace(population, bases=torch.empty(0))
         sizes.append(len(pickle.dumps(members)))
     assert sizes[0] == sizes[1]
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_asking_changes_no_state_so_a_replica_made_after_an_ask_asks_the_same(name):
+    """What a Ray worker relies on when it is sent the optimizer's state mid-generation (a Sync): the state
+    after ``ask`` rebuilds the population that ``ask`` gave."""
+    from neuroevo.distributed.worker import _replica, population_digest
+
+    opt = _optimizer(name)
+    for generation in range(3):
+        population = opt.ask_population()
+        state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in opt.state_dict().items()}
+        replica = _replica(type(opt), state)
+        assert population_digest(replica.ask_population()) == population_digest(population), generation
+        opt.tell(torch.randn(opt.popsize, generator=torch.Generator().manual_seed(generation)))
