@@ -7,10 +7,12 @@ A run directory holds ``checkpoints/last.pt`` (everything needed to resume) and 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,21 +25,32 @@ POLICY_FORMAT = "neuroevo-policy/1"
 CHECKPOINT_FORMAT = "neuroevo-checkpoint/1"
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a kill mid-write leaves the
-    previous file intact."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it to ``path``: a kill mid-write
+    leaves the previous file intact (what every file a run keeps is written through)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """``data`` as indented JSON at ``path``, atomically (:func:`atomic_write`)."""
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_file(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:
@@ -100,7 +113,9 @@ def policy_record(
     }
 
 
-def read_policy(path: str | Path, module: nn.Module | None = None):
+def read_policy(
+    path: str | Path, module: nn.Module | None = None
+) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None, dict[str, Any]]:
     """(policy, params [D], action_space, normalizer or None, record) from a policy file, a
     checkpoint, or a run directory (its ``best_policy.pt``)."""
     path = Path(path)
@@ -114,9 +129,12 @@ def read_policy(path: str | Path, module: nn.Module | None = None):
     return (*unpack_policy_record(record, module, where=str(path)), record)
 
 
-def unpack_policy_record(record: dict[str, Any], module: nn.Module | None = None, where: str = "policy"):
+def unpack_policy_record(
+    record: dict[str, Any], module: nn.Module | None = None, where: str = "policy"
+) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None]:
     """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record`."""
     spec = record["policy"]
+    policy: Policy
     if spec.get("kind") == "module":
         if module is None:
             raise ValueError(f"{where}: the policy is a user nn.Module; pass it: load_policy(path, module=MyNet())")
@@ -135,7 +153,9 @@ def unpack_policy_record(record: dict[str, Any], module: nn.Module | None = None
     return policy, params, space_from_dict(record["action_space"]), normalizer
 
 
-def load_policy(path: str | Path, module: nn.Module | None = None, device=None) -> DeployedPolicy:
+def load_policy(
+    path: str | Path, module: nn.Module | None = None, device: torch.device | str | None = None
+) -> DeployedPolicy:
     """The deployable ``nn.Module`` stored at ``path``: observations [B, obs_dim] -> env actions
     (indices for ``Discrete``, values inside the ``Box``), observation normalizer included.
 

@@ -91,7 +91,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.video and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         # Headless: MuJoCo's software renderer, chosen before anything imports mujoco.
         os.environ["MUJOCO_GL"] = "osmesa"
-    from neuroevo.evaluation import evaluate_checkpoint, record_video
+    from neuroevo.playback import evaluate_checkpoint, record_video
 
     summary = evaluate_checkpoint(
         args.checkpoint, args.env, args.episodes, backend=args.backend, device=args.device, seed=args.seed

@@ -30,6 +30,7 @@ import gymnasium as gym
 import torch
 
 from neuroevo.algorithms import ALGORITHMS, make_optimizer
+from neuroevo.checkpoint import atomic_write_json
 from neuroevo.config import Config, config_from_dict, resolve_config
 from neuroevo.envs import make_env
 
@@ -80,7 +81,7 @@ def parse_algos(text: str | list[str]) -> list[str]:
 def run_config(task: str, algo: str, seed: int, steps: int, overrides: dict[str, Any] | None = None) -> Config:
     """The config of one run: the task card, the overrides, then the budget (``steps`` env steps only) and seed."""
     config = resolve_config(task, overrides)
-    run = {"seed": seed, "steps": steps, "generations": None, "target": None}
+    run: dict[str, Any] = {"seed": seed, "steps": steps, "generations": None, "target": None}
     if algo != "ppo":
         run["algo"] = algo
     return config_from_dict({"run": run}, config)
@@ -192,7 +193,7 @@ def run_comparison(
     info = _open_comparison(out, task, card, steps, seeds, algos, overrides, threads)
     if command is not None:
         info["command"] = command
-        _write_json(out / "compare.json", info)
+        atomic_write_json(out / "compare.json", info)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -208,7 +209,7 @@ def run_comparison(
                 _notify(on_run, algo, seed, "done")
     finally:
         torch.set_num_threads(previous)
-    _write_json(out / "compare.json", info)
+    atomic_write_json(out / "compare.json", info)
     return load_comparison(out)
 
 
@@ -249,7 +250,7 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(path, info)
+    atomic_write_json(path, info)
     return info
 
 
@@ -263,7 +264,7 @@ def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Pa
             shutil.rmtree(run_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the untuned warning was given once already
-            result = train_ppo(run_config(task, algo, seed, steps, overrides), run_dir)
+            result: Any = train_ppo(run_config(task, algo, seed, steps, overrides), run_dir)  # PPO's or the Trainer's
     else:
         from neuroevo.trainer import Trainer
 
@@ -288,7 +289,7 @@ def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Pa
         "load_average_end": list(os.getloadavg()),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    _write_json(run_dir / "result.json", record)
+    atomic_write_json(run_dir / "result.json", record)
 
 
 def read_curve(metrics_path: Path) -> list[dict[str, float]]:
@@ -328,9 +329,3 @@ def load_comparison(out: str | Path) -> Comparison:
         runs=runs,
         info=info,
     )
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)

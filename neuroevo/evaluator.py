@@ -71,10 +71,10 @@ class Evaluator(abc.ABC):
     def close(self) -> None:
         """Release what the evaluator holds (envs, workers)."""
 
-    def __enter__(self):
+    def __enter__(self) -> Evaluator:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -108,7 +108,7 @@ class LocalEvaluator(Evaluator):
         built with the optimizer's noise table, or a table of the population's (made once per device)."""
         if isinstance(population, torch.Tensor):
             return population[start:stop]
-        noise = optimizer.noise if optimizer is not None else None
+        noise = getattr(optimizer, "noise", None)  # a NoiseTableOptimizer's table, already on its device
         key = (population.noise_seed, population.noise_size)
         if noise is None or (noise.seed, noise.size) != key:
             device = population.bases.device

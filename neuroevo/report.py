@@ -218,6 +218,8 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
 def write_report(comparison: Comparison, out: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
     """Write report.md, the two PNGs and summary.json into ``out`` (default: the comparison's directory
     is the caller's choice; pass it). Returns ``{"rows": [...], "files": [paths]}``."""
+    if out is None:
+        raise ValueError("write_report needs an output directory (out)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(comparison)

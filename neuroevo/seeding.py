@@ -35,7 +35,9 @@ def splitmix64(x: torch.Tensor) -> torch.Tensor:
     return x ^ _srl(x, 31)
 
 
-def hash_uniform(seeds: torch.Tensor, counters: torch.Tensor, k: int, dtype=torch.float32) -> torch.Tensor:
+def hash_uniform(
+    seeds: torch.Tensor, counters: torch.Tensor, k: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Uniform [0, 1) numbers, [N, k], each a pure function of (seeds[n], counters[n], j)."""
     j = torch.arange(k, device=seeds.device, dtype=torch.int64)
     key = splitmix64(splitmix64(seeds.to(torch.int64)) ^ counters.to(torch.int64))

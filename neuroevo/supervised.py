@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -188,7 +189,7 @@ def train_population(
     center = problem.net.init_params(generator).to(problem.data.x_train.device)
     optimizer = make_optimizer(algo, center, seed=seed, **hyperparameters)
     rows = [_log(problem, optimizer.center, 0, 0, 0.0, float("nan"))]
-    spent = {"forwards": 0, "seconds": 0.0, "since": budget.clock()}
+    spent: dict[str, Any] = {"forwards": 0, "seconds": 0.0, "since": budget.clock()}
 
     def loss(params: Tensor) -> Tensor:
         x, y = problem.batch(generator)

@@ -23,7 +23,14 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms import make_optimizer
-from neuroevo.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_file, policy_record, unpack_policy_record
+from neuroevo.checkpoint import (
+    CHECKPOINT_FORMAT,
+    atomic_save,
+    atomic_write_json,
+    load_file,
+    policy_record,
+    unpack_policy_record,
+)
 from neuroevo.config import Config, config_from_dict
 from neuroevo.distributed import WorkersLost
 from neuroevo.envs import make_env, resolve_device
@@ -91,7 +98,7 @@ class Trainer:
         _resuming: bool = False,
     ):
         if workers is not None or ray_address is not None:
-            distributed = {"workers": workers, "ray_address": ray_address}
+            distributed: dict[str, Any] = {"workers": workers, "ray_address": ray_address}
             config = dataclasses.replace(
                 config, run=dataclasses.replace(config.run, **{k: v for k, v in distributed.items() if v is not None})
             )
@@ -153,7 +160,7 @@ class Trainer:
         counts_before = evaluator.problem_counts()
         result = evaluator.evaluate(self.optimizer.ask_population(), settings, self.optimizer)
         metrics = self.optimizer.tell(result.returns)
-        if self.normalizer is not None:
+        if self.normalizer is not None and result.obs_stats is not None:
             self.normalizer.merge(result.obs_stats)
         self.generation += 1
         self.env_steps += result.env_steps
@@ -263,7 +270,7 @@ class Trainer:
         """Train until the budget is spent or the target is reached; returns the result."""
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "config.json", self.config.to_dict())
+            atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
         bar = _progress_bar(self.config.run.generations, self.generation) if self.progress else None
         stop = _StopRequest()
         try:
@@ -349,6 +356,8 @@ class Trainer:
         self.solution = state["solution"]["params"].to(self.device)
 
     def save_checkpoint(self) -> Path:
+        if self.run_dir is None:
+            raise ValueError("this trainer keeps no files (out=None): there is nowhere to write a checkpoint")
         path = self.run_dir / "checkpoints" / "last.pt"
         atomic_save(self.state_dict(), path)
         return path
@@ -399,12 +408,6 @@ class _StopRequest:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _truncate_metrics(path: Path, generation: int) -> None:

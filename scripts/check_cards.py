@@ -16,7 +16,7 @@ from pathlib import Path
 from neuroevo import Trainer, resolve_config
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.config import card_names
-from neuroevo.evaluation import evaluate_checkpoint
+from neuroevo.playback import evaluate_checkpoint
 
 # The cards whose promise (no budget flags -> threshold, for every algorithm) this script checks in minutes.
 CLASSIC_CARDS = ("Acrobot-v1", "CartPole-v1", "MountainCarContinuous-v0", "Pendulum-v1")

@@ -6,7 +6,7 @@ import pytest
 
 from neuroevo import Trainer, resolve_config
 from neuroevo.cli import main
-from neuroevo.evaluation import evaluate_checkpoint, record_video
+from neuroevo.playback import evaluate_checkpoint, record_video
 
 
 @pytest.fixture(scope="module")

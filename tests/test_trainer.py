@@ -12,7 +12,7 @@ import torch
 import neuroevo.checkpoint
 from neuroevo import Trainer, load_policy, resolve_config
 from neuroevo.checkpoint import read_policy
-from neuroevo.evaluation import evaluate_checkpoint
+from neuroevo.playback import evaluate_checkpoint
 
 
 def gymnasium_mean_return(module, env_id="CartPole-v1", episodes=100, seed=12345):

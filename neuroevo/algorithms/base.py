@@ -60,7 +60,8 @@ class Optimizer:
     config_class: type
     name: str
 
-    def __init__(self, center: torch.Tensor | int, config=None, *, seed: int = 0, device=None, **overrides):
+    def __init__(self, center: torch.Tensor | int, config: Any = None, *, seed: int = 0,
+                 device: torch.device | str | None = None, **overrides: Any):
         config = config if config is not None else self.config_class()
         if overrides:
             config = dataclasses.replace(config, **_current_names(self.config_class, overrides, self.name))
@@ -139,7 +140,7 @@ class Optimizer:
         (the budget of :meth:`optimize` or :attr:`stop_criteria` spent), ``target`` (the best fitness reached
         it), ``flat_fitness`` (the last generation's fitness all equal: the population has nothing left to
         rank), and what a subclass adds in :meth:`_stop`."""
-        criteria, met = self._stop, {}
+        criteria, met = self._stop, dict[str, Any]()
         if criteria.generations is not None and self.generation >= criteria.generations:
             met["generations"] = self.generation
         if criteria.target is not None and self.best_fitness >= criteria.target:
@@ -211,8 +212,9 @@ class Optimizer:
         if c.sigma <= 0:
             raise ValueError(f"{self.name}: sigma must be positive, got {c.sigma}")
 
-    def _ask(self) -> torch.Tensor:
-        """This generation's population (draws from ``self.generator``): params [P, D]."""
+    def _ask(self) -> Any:
+        """This generation's population (draws from ``self.generator``): params [P, D] (noise-table optimizers:
+        a compact ``Population``)."""
         raise NotImplementedError
 
     def _tell(self, params: torch.Tensor, fitness: torch.Tensor) -> dict[str, float]:

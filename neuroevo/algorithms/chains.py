@@ -58,7 +58,7 @@ class HillClimbingConfig(ChainsConfig):
 class _Chains(NoiseTableOptimizer):
     """P chains [P, D] with their fitness [P]; subclasses implement ``_accept``."""
 
-    _state_keys = ("start", "chains", "chain_fitness")
+    _state_keys: tuple[str, ...] = ("start", "chains", "chain_fitness")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)

@@ -327,7 +327,7 @@ class _EvoTorchOptimizer(Optimizer):
 
 @dataclass
 class CMAESConfig(OptimizerConfig):
-    popsize: int | None = None
+    popsize: int | None = None  # type: ignore[assignment]  # None: the rule of thumb from D
     """members per generation (lambda); None: 4 + floor(3 ln D), the default of Hansen (2016) and EvoTorch"""
     sigma: float = 0.1
     """initial step size sigma_0: the search distribution starts as N(center, sigma_0^2 I) (EvoTorch's
@@ -489,7 +489,7 @@ class PGPE(_EvoTorchOptimizer):
 
 @dataclass
 class SNESConfig(OptimizerConfig):
-    popsize: int | None = None
+    popsize: int | None = None  # type: ignore[assignment]  # None: the rule of thumb from D
     """members per generation; None: 4 + floor(3 ln D) (Schaul et al. 2011, EvoTorch's default)"""
     sigma: float = 0.1
     """initial standard deviation of every coordinate (EvoTorch's ``stdev_init``, which has no default)"""

@@ -10,6 +10,7 @@ receives instead of parameter vectors, and what keeps the wire O(P) per generati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -81,7 +82,7 @@ class _PopulationRows:
     def __len__(self) -> int:
         return len(self.population)
 
-    def __getitem__(self, index) -> torch.Tensor:
+    def __getitem__(self, index: Any) -> torch.Tensor:
         index = torch.as_tensor(index)
         rows = gather_rows(self.population, self.noise, index)
         return rows[0] if index.ndim == 0 else rows
@@ -103,7 +104,7 @@ class NoiseTableOptimizer(Optimizer):
     table: ``_ask`` returns a :class:`Population` (or params [P, D] for a generation without that form, e.g.
     random starting states); :meth:`ask_population` hands it out as it is, :meth:`ask` materializes it."""
 
-    def __init__(self, center, config=None, **kwargs):
+    def __init__(self, center: torch.Tensor | int, config: Any = None, **kwargs: Any):
         super().__init__(center, config, **kwargs)
         self.noise = NoiseTable(self.config.noise_seed, size_for(self.num_params, self.config.noise_size),
                                 self.device)
@@ -118,13 +119,14 @@ class NoiseTableOptimizer(Optimizer):
         rows it keeps). ``materialize(population, optimizer.noise)`` equals ``ask()``."""
         return super().ask_population()
 
-    def _rows(self, population):
+    def _rows(self, population: Population | torch.Tensor) -> torch.Tensor:
         return population if isinstance(population, torch.Tensor) else materialize(population, self.noise)
 
-    def _member_rows(self, pending):
+    def _member_rows(self, pending: Population | torch.Tensor) -> _PopulationRows | torch.Tensor:
         return _PopulationRows(pending, self.noise) if isinstance(pending, Population) else pending
 
-    def _population(self, bases, base_index, offsets, signs) -> Population:
+    def _population(self, bases: torch.Tensor, base_index: torch.Tensor, offsets: torch.Tensor,
+                    signs: torch.Tensor) -> Population:
         """A :class:`Population` over this optimizer's noise table and sigma."""
         return Population(bases, base_index, offsets, signs.to(torch.int8), self.config.sigma, self.noise.seed,
                           self.noise.size)
@@ -135,7 +137,7 @@ class MirroredOptimizer(NoiseTableOptimizer):
     i is center + sigma * eps_i and member i + P/2 is center - sigma * eps_i; ``offsets`` [P/2] name the
     eps_i in the noise table. Their configs have ``lr``."""
 
-    def __init__(self, center, config=None, **kwargs):
+    def __init__(self, center: torch.Tensor | int, config: Any = None, **kwargs: Any):
         super().__init__(center, config, **kwargs)
         self.offsets = torch.empty(0, dtype=torch.int64)
 

@@ -21,12 +21,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
@@ -126,11 +127,11 @@ class DeterministicEvaluator:
     ``VecNormalize`` statistics when there are some. Returns are the env's own (unnormalized)."""
 
     def __init__(self, env_id: str, episodes: int, seed: int, max_steps: int | None = None):
-        kwargs = {"max_episode_steps": max_steps} if max_steps is not None else {}
+        kwargs: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps is not None else {}
         self.envs = [gym.make(env_id, **kwargs) for _ in range(episodes)]
         self.seeds = [derive_seed(seed, -1) % 2**31 + i for i in range(episodes)]
 
-    def __call__(self, model: PPO) -> tuple[np.ndarray, int]:
+    def __call__(self, model: BaseAlgorithm) -> tuple[np.ndarray, int]:
         """Returns (episode returns [episodes], env steps taken)."""
         normalizer = model.get_vec_normalize_env()
         obs = np.stack([env.reset(seed=s)[0] for env, s in zip(self.envs, self.seeds, strict=True)])
@@ -213,8 +214,8 @@ class MetricsCallback(BaseCallback):
                 f.write(json.dumps(row) + "\n")
 
 
-def rollout_steps_of(model: PPO) -> int:
-    return model.n_envs * model.n_steps
+def rollout_steps_of(model: BaseAlgorithm) -> int:
+    return model.n_envs * cast(PPO, model).n_steps  # the callbacks' model, a PPO
 
 
 def ppo_budget(config: Config) -> int:
@@ -273,8 +274,9 @@ def train_ppo(config: Config, out: str | Path | None = None) -> PPOResult:
         torch.set_num_threads(threads)
     if run_dir is not None:
         model.save(run_dir / "model.zip")
-        if model.get_vec_normalize_env() is not None:
-            model.get_vec_normalize_env().save(str(run_dir / "vecnormalize.pkl"))
+        vec_normalize = model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            vec_normalize.save(str(run_dir / "vecnormalize.pkl"))
     last = callback.history[-1]
     return PPOResult(
         run_dir=run_dir,

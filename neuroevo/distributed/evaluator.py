@@ -67,7 +67,8 @@ def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
     if results[0].obs_stats is not None:
         merged = ObsNormalizer(obs_dim)
         for result in results:
-            merged.merge(result.obs_stats)
+            if result.obs_stats is not None:
+                merged.merge(result.obs_stats)
         obs_stats = merged.stats()
     return Evaluation(
         returns=torch.cat([r.returns for r in results]),
@@ -297,7 +298,7 @@ class RayEvaluator(Evaluator):
                     generation.retried += 1
                 else:
                     results[task.index] = result
-        return results
+        return [result for result in results if result is not None]  # every one is there once the queue is empty
 
     def _wait(self, inflight: dict[Any, _Task]) -> list[Any]:
         if not inflight and not self._starting:
@@ -331,9 +332,11 @@ class RayEvaluator(Evaluator):
     def _spec_for(self, generation: _Generation, worker: _Worker) -> GenerationSpec:
         """The generation's spec with the cheapest source this worker can rebuild the population from."""
         population, optimizer = generation.population, generation.optimizer
+        source: Ship | Replay | Sync | None
         if optimizer is None:  # rows with each shard, or the compact population once
             source = None if isinstance(population, torch.Tensor) else Ship(_cpu_population(population))
         else:
+            assert generation.digest is not None  # made for every population that comes with its optimizer
             source = self._replay(worker, optimizer.generation, generation.digest)
             if source is None:
                 source = Sync(type(optimizer), _cpu_state(optimizer), generation.digest)

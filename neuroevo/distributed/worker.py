@@ -173,9 +173,11 @@ class ShardWorker:
             return pack(ShardResult(None, {}, *_elapsed(clock)))
         if self.spec is None or self.spec.call != shard.call:
             return pack(ShardResult(None, {}, *_elapsed(clock)))
+        assert self.settings is not None and self.seeds is not None  # set by _begin with the spec
         if shard.rows is not None:
             params = shard.rows.to(self.device)
         else:
+            assert self.population is not None  # a spec without rows names its population
             params = self.local.members(self.population, start=shard.start, stop=shard.stop)
         settings = dataclasses.replace(self.settings, seed=self.seeds[shard.start : shard.stop])
         before = self.local.problem_counts()
@@ -218,7 +220,7 @@ class ShardWorker:
                 for fitness in source.fitness:
                     self.replica.tell(fitness)
                     self.replica_population = self.replica.ask_population()
-        if population_digest(self.replica_population) != source.digest:
+        if self.replica_population is None or population_digest(self.replica_population) != source.digest:
             self.replica = None  # the driver sends a Sync next
             return None
         return self.replica_population
@@ -235,5 +237,5 @@ def _to_cpu(evaluation: Evaluation) -> Evaluation:
         returns=evaluation.returns.cpu(),
         episode_returns=evaluation.episode_returns.cpu(),
         episode_lengths=evaluation.episode_lengths.cpu(),
-        obs_stats=tuple(t.cpu() for t in stats) if stats is not None else None,
+        obs_stats=(stats[0].cpu(), stats[1].cpu(), stats[2].cpu()) if stats is not None else None,
     )

@@ -35,6 +35,11 @@ from gymnasium.vector.utils import batch_space
 
 from neuroevo.seeding import hash_uniform
 
+#: what ``reset(seed=...)`` takes: an int (env i gets seed + i), N per-env seeds, or None
+Seed = int | list[int] | torch.Tensor | None
+#: a torch device or its name (None: the default)
+Device = torch.device | str | None
+
 
 class VectorEnv:
     """Base of every batched env. Subclasses set the spaces and implement ``reset`` and ``step``."""
@@ -83,11 +88,9 @@ class VectorEnv:
 
     @property
     def obs_dim(self) -> int:
-        return int(np.prod(self.single_observation_space.shape))
+        return int(np.prod(self.single_observation_space.shape or ()))
 
-    def reset(
-        self, *, seed: int | list[int] | torch.Tensor | None = None, options: dict | None = None
-    ) -> tuple[torch.Tensor, dict]:
+    def reset(self, *, seed: Seed = None, options: dict | None = None) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
     def step(
@@ -96,7 +99,7 @@ class VectorEnv:
         raise NotImplementedError
 
     # -- seeding shared by the backends that draw their own start states --------------------------
-    def _init_seeds(self, device) -> None:
+    def _init_seeds(self, device: torch.device | str) -> None:
         """Unseeded envs draw their seeds from torch's global RNG; episode k of env i starts from the
         counter-based stream (seed_i, k)."""
         seed0 = int(torch.randint(0, 2**62, (1,)).item())
@@ -104,7 +107,7 @@ class VectorEnv:
         self._resets = torch.zeros(self.num_envs, dtype=torch.int64, device=device)
         self._reset_once = False
 
-    def _reset_bookkeeping(self, seed, options: dict | None):
+    def _reset_bookkeeping(self, seed: Seed, options: dict | None) -> tuple[Any, Any]:
         """Reseed (``seed`` given) or advance the reset counters; returns the ``reset_mask`` and
         ``state`` options (or None), refusing any other option."""
         options = dict(options or {})
@@ -123,12 +126,13 @@ class VectorEnv:
     def check_actions(self, actions: torch.Tensor) -> None:
         """Raise a one-line ``ValueError`` if ``actions`` does not fit the batched action space."""
         space = self.single_action_space
+        expected: tuple[int, ...]
         if isinstance(space, gym.spaces.Discrete):
             expected = (self.num_envs,)
             if actions.is_floating_point():
                 raise ValueError(f"{self.spec_id}: discrete actions must be integers, got {actions.dtype}")
         else:
-            expected = (self.num_envs, *space.shape)
+            expected = (self.num_envs, *(space.shape or ()))
         if tuple(actions.shape) != expected:
             raise ValueError(
                 f"{self.spec_id}: actions of shape {tuple(actions.shape)} do not fit the action space "
@@ -158,8 +162,8 @@ class EpisodeState:
         device, dtype: where the state lives and the float dtype of the observations and rewards it returns.
     """
 
-    def __init__(self, num_envs: int, obs_dim: int, max_episode_steps: int | None, device=None,
-                 dtype=torch.float32):
+    def __init__(self, num_envs: int, obs_dim: int, max_episode_steps: int | None, device: Device = None,
+                 dtype: torch.dtype = torch.float32):
         device = torch.device(device if device is not None else "cpu")
         self.max_episode_steps = max_episode_steps
         self.dtype = dtype
@@ -212,7 +216,7 @@ class EpisodeState:
         return self.obs, reward.to(self.dtype), self.terminated, self.truncated
 
 
-def as_mask(mask, num_envs: int, device) -> torch.Tensor | None:
+def as_mask(mask: Any, num_envs: int, device: torch.device | str) -> torch.Tensor | None:
     """A ``reset_mask`` option (any array-like of N bools, or None) as a [N] bool tensor on ``device``."""
     if mask is None:
         return None
@@ -253,7 +257,8 @@ class TorchVectorEnv(VectorEnv):
     #: number of uniforms ``initial_state`` consumes per env
     num_reset_uniforms: int = 0
 
-    def __init__(self, spec_id: str, num_envs: int, max_episode_steps: int, device=None, dtype=torch.float32):
+    def __init__(self, spec_id: str, num_envs: int, max_episode_steps: int, device: Device = None,
+                 dtype: torch.dtype = torch.float32):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         self.spec_id = spec_id
@@ -268,14 +273,14 @@ class TorchVectorEnv(VectorEnv):
     def initial_state(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def dynamics(self, state: torch.Tensor, action: torch.Tensor):
+    def dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     # -- gymnasium's vector API --------------------------------------------------------------------
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: Seed = None, options: dict | None = None) -> tuple[torch.Tensor, dict]:
         mask, given = self._reset_bookkeeping(seed, options)
         if given is not None:
             new_state = torch.as_tensor(given, dtype=self.dtype, device=self.device).reshape(self.num_envs, -1)
@@ -291,8 +296,8 @@ class TorchVectorEnv(VectorEnv):
             self.state = new_state
         return self.episodes.reset(mask, self.observe(self.state)), {}
 
-    def step(self, actions):
-        if self.state is None:
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        if self.state is None or self.episodes is None:
             raise RuntimeError(f"{self.spec_id}: call reset() before step()")
         actions = torch.as_tensor(actions, device=self.device)
         self.check_actions(actions)

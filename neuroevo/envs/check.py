@@ -8,12 +8,14 @@ the env a handful of times with random actions (drawn from a generator seeded wi
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple, NoReturn, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector.utils import batch_space
+
+from neuroevo.envs.base import VectorEnv
 
 #: steps a finished episode is watched for after it ended
 STICKY_STEPS = 3
@@ -31,7 +33,7 @@ class EnvContractWarning(UserWarning):
     """A check of :func:`check_env` could not run (e.g. no episode ended within ``steps``)."""
 
 
-def check_env(env, *, steps: int = 64, seed: int = 0, fresh: bool = True) -> None:
+def check_env(env: VectorEnv, *, steps: int = 64, seed: int = 0, fresh: bool = True) -> None:
     """Check that ``env`` keeps neuroevo's batched-env contract (see :mod:`neuroevo.envs.base`).
 
     Checks, in order (the first failure raises :class:`EnvContractError`):
@@ -113,7 +115,7 @@ def _envs(rows: torch.Tensor) -> str:
 
 
 class _Checker:
-    def __init__(self, env, steps: int, seed: int):
+    def __init__(self, env: VectorEnv, steps: int, seed: int):
         if steps <= 0:
             raise ValueError(f"steps must be positive, got {steps}")
         self.env = env
@@ -123,7 +125,7 @@ class _Checker:
         self.name = f"{spec_id} ({type(env).__name__})" if spec_id else type(env).__name__
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def fail(self, message: str):
+    def fail(self, message: str) -> NoReturn:
         raise EnvContractError(f"{self.name}: {message}")
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ class _Checker:
         device = torch.device(self.env.device)
         return t.device.type == device.type and (device.index is None or t.device.index == device.index)
 
-    def check_tensor(self, t, what: str, shape: tuple, kind: str) -> torch.Tensor:
+    def check_tensor(self, t: Any, what: str, shape: tuple, kind: str) -> torch.Tensor:
         if not isinstance(t, torch.Tensor):
             self.fail(f"{what} must be a torch.Tensor, got {type(t).__name__}")
         ok = t.is_floating_point() if kind == "float" else t.dtype == torch.bool
@@ -147,7 +149,7 @@ class _Checker:
             self.fail(f"{what} is on {t.device}, not on env.device = {self.env.device}")
         return t.detach().clone()  # an env may write into the tensors it returned; the comparisons must not see it
 
-    def reset(self, what: str, **kwargs) -> torch.Tensor:
+    def reset(self, what: str, **kwargs: Any) -> torch.Tensor:
         out = self.env.reset(**kwargs)
         if not (isinstance(out, tuple) and len(out) == 2):
             self.fail(f"{what} must return (obs, info), got {type(out).__name__}")
@@ -178,9 +180,10 @@ class _Checker:
         if isinstance(space, gym.spaces.Discrete):
             actions = int(space.start) + torch.randint(int(space.n), (n,), generator=generator)
         else:
-            low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (space.low, space.high))
-            u = torch.rand((n, *space.shape), generator=generator)
-            normal = torch.randn((n, *space.shape), generator=generator)
+            box = cast(gym.spaces.Box, space)  # check_spaces has made sure it is one
+            low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (box.low, box.high))
+            u = torch.rand((n, *box.shape), generator=generator)
+            normal = torch.randn((n, *box.shape), generator=generator)
             bounded = torch.isfinite(low) & torch.isfinite(high)
             actions = torch.where(bounded, low + (high - low) * u, normal)
         return actions.to(self.env.device)
@@ -255,7 +258,7 @@ class _Checker:
             run.steps.append(self.step(run.actions[-1], f"step {t}"))
             if ended is None and bool((run.steps[-1].terminated | run.steps[-1].truncated).any()):
                 ended = t
-            if ended is not None and t >= ended + STICKY_STEPS and not (wait_for_limit and t <= limit):
+            if ended is not None and t >= ended + STICKY_STEPS and not (wait_for_limit and t <= (limit or 0)):
                 break
         if ended is None:
             warnings.warn(
@@ -382,9 +385,10 @@ class _Checker:
                 (torch.zeros(n + 1, dtype=torch.int64, device=device), "int actions for N + 1 envs"),
                 (torch.zeros(n, device=device), "float actions"),
             ]
-        size = int(np.prod(space.shape))
+        shape = space.shape or ()
+        size = int(np.prod(shape))
         return [
-            (torch.zeros(n + 1, *space.shape, device=device), "actions for N + 1 envs"),
+            (torch.zeros(n + 1, *shape, device=device), "actions for N + 1 envs"),
             (torch.zeros(n, size + 1, device=device), f"actions of shape [N, {size + 1}]"),
         ]
 

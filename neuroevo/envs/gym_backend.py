@@ -104,7 +104,8 @@ class GymVectorEnv(VectorEnv):
             return self.episodes.obs.to(self.device), {}  # gymnasium refuses an empty mask
         if mask is not None:
             options["reset_mask"] = mask.numpy()
-        obs, info = self.env.reset(seed=self._episode_seeds(), options=options or None)
+        # gymnasium's vector envs take a seed per env, though VectorEnv.reset's annotation says int | None
+        obs, info = self.env.reset(seed=self._episode_seeds(), options=options or None)  # type: ignore[arg-type]
         obs = self.episodes.reset(mask, self._tensor(obs).reshape(self.num_envs, -1))
         return obs.to(self.device), info
 

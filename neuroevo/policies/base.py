@@ -12,13 +12,14 @@ from, so checkpoints loaded with ``torch.load(weights_only=True)`` can carry it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 # kind -> class, filled by ``class X(Policy, kind="...")``: every policy buildable from plain data.
-_KINDS: dict[str, type[Policy]] = {}
+_KINDS: dict[str, Callable[..., Policy]] = {}
 
 
 class Policy:

@@ -1,5 +1,9 @@
 """One member as a self-contained ``nn.Module``: normalizer, network and action head, nothing else."""
 
+# The buffers are registered only when in use and tested for with hasattr (static under torch.jit.script), so
+# they cannot be declared as Tensor attributes; to mypy they read as nn.Module's Tensor | Module.
+# mypy: disable-error-code="arg-type"
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -52,7 +56,7 @@ class DeployedPolicy(nn.Module):
             start = torch.tensor(int(action_space.start), device=device, dtype=torch.int64)
             self.register_buffer("action_start", start)
         else:
-            low, high = box_bounds(action_space, device=device, dtype=dtype)
+            low, high = box_bounds(action_space, device=device, dtype=dtype)  # a Box: check_fits passed
             self.register_buffer("action_low", low)
             self.register_buffer("action_high", high)
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, cast
 
 import gymnasium as gym
 import torch
@@ -61,7 +61,8 @@ def to_env_action(raw: Tensor, action_space: gym.Space) -> Tensor:
         )
     if isinstance(action_space, gym.spaces.Discrete):
         return apply_head(raw, torch.tensor(int(action_space.start), device=raw.device))
-    return apply_head(raw, None, *box_bounds(action_space, device=raw.device, dtype=raw.dtype))
+    box = cast(gym.spaces.Box, action_space)  # check_fits has accepted only Discrete and Box
+    return apply_head(raw, None, *box_bounds(box, device=raw.device, dtype=raw.dtype))
 
 
 def check_fits(

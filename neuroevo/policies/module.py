@@ -33,10 +33,11 @@ class ModulePolicy(Policy):
 
     def __init__(self, module: nn.Module, obs_dim: int | None = None):
         if obs_dim is None:  # the input size of the first layer that declares one (nn.Linear, ...)
-            first = next((m for m in module.modules() if isinstance(getattr(m, "in_features", None), int)), None)
+            sizes = (getattr(m, "in_features", None) for m in module.modules())
+            first = next((size for size in sizes if isinstance(size, int)), None)
             if first is None:
                 raise ValueError(f"ModulePolicy: cannot infer obs_dim of {type(module).__name__}; pass obs_dim")
-            obs_dim = first.in_features
+            obs_dim = first
         self.module = module
         self.obs_dim = int(obs_dim)
         self._names = [name for name, _ in module.named_parameters()]
@@ -97,8 +98,9 @@ class ModulePolicy(Policy):
         }
 
     def __eq__(self, other: object) -> bool:
-        same_module = isinstance(other, ModulePolicy) and other.module is self.module
-        return same_module and other.obs_dim == self.obs_dim
+        if not isinstance(other, ModulePolicy):
+            return False
+        return other.module is self.module and other.obs_dim == self.obs_dim
 
     def __hash__(self) -> int:
         return hash((id(self.module), self.obs_dim))

@@ -123,10 +123,10 @@ class ObsNormalizer:
             raise ValueError(
                 f"normalizer state for obs_dim {state['mean'].shape[0]} does not fit obs_dim {self.obs_dim}"
             )
-        to = dict(device=self.device, dtype=torch.float64)
-        self.count = state["count"].to(**to).reshape(()).clone()
-        self.mean = state["mean"].to(**to).clone()
-        self.m2 = state["m2"].to(**to).clone()
+        device, dtype = self.device, torch.float64
+        self.count = state["count"].to(device=device, dtype=dtype).reshape(()).clone()
+        self.mean = state["mean"].to(device=device, dtype=dtype).clone()
+        self.m2 = state["m2"].to(device=device, dtype=dtype).clone()
         self.clip = float(state.get("clip", self.clip))
         self.eps = float(state.get("eps", self.eps))
 

@@ -62,6 +62,7 @@ class MujocoVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
+    episodes: EpisodeState  # made by the constructor
 
     def __init__(self, task: type[MujocoTask], num_envs: int, device=None, num_threads: int | None = None,
                  dtype=torch.float32, max_episode_steps: int | None = None):
@@ -149,6 +150,8 @@ class MujocoVectorEnv(VectorEnv):
     def reset(self, *, seed=None, options=None):
         mask, state = self._reset_bookkeeping(seed, options)
         mask = as_mask(mask, self.num_envs, "cpu")
+        qpos: Any
+        qvel: Any
         if state is not None:
             qpos, qvel = (
                 torch.as_tensor(state[k]).detach().cpu().numpy().astype(np.float64).reshape(self.num_envs, -1)

@@ -10,17 +10,15 @@ runs over the batch at once on the ``[N, ...]`` arrays the engine gathers.
 
 from __future__ import annotations
 
-import numpy as np
-
-from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, normal_from_uniforms
+from neuroevo.envs.mujoco.task import Array, Fields, MujocoTask, array_namespace, normal_from_uniforms
 
 
-def uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
+def uniform(u: Array, low: float, high: float) -> Array:
     """``np_random.uniform(low, high)`` from uniforms u in [0, 1), any shape."""
     return low + (high - low) * u
 
 
-def noisy_start(task: MujocoTask, u: np.ndarray, scale: float, normal_qvel: bool):
+def noisy_start(task: MujocoTask, u: Array, scale: float, normal_qvel: bool):
     """The pendulums' reset: qpos = init_qpos + U(-scale, scale) and qvel = init_qvel + U(-scale, scale)
     (``normal_qvel``: + scale * N(0, 1) instead). u [N, nq + nv] (or [N, nq + 2 nv] with normal qvel)
     -> (qpos [N, nq], qvel [N, nv])."""
@@ -48,10 +46,10 @@ class InvertedPendulum(MujocoTask):
     obs_dim = 4
     reset_noise_scale = 0.01
 
-    def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         return noisy_start(self, u, self.reset_noise_scale, normal_qvel=False)
 
-    def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, now: Fields) -> Array:
         return array_namespace(now["qpos"]).concatenate([now["qpos"], now["qvel"]], axis=1)
 
     def reward(self, before, now, action):
@@ -89,10 +87,10 @@ class InvertedDoublePendulum(MujocoTask):
         super().__init__(model, **kwargs)
         self._tip = self.model.site("tip").id  # gymnasium reads site_xpos[0], the only site
 
-    def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         return noisy_start(self, u, self.reset_noise_scale, normal_qvel=True)
 
-    def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, now: Fields) -> Array:
         qpos = now["qpos"]
         xp = array_namespace(qpos)
         return xp.concatenate(
@@ -157,7 +155,7 @@ class Reacher(MujocoTask):
         self._target = self.model.body("target").id
 
     @classmethod
-    def sample_goal(cls, u: np.ndarray) -> np.ndarray:
+    def sample_goal(cls, u: Array) -> Array:
         """Goals [N, 2] uniform in the disc |goal| < 0.2 from u [N, 2 * goal_candidates] (see class doc)."""
         xp = array_namespace(u)
         r = cls.goal_radius
@@ -167,7 +165,7 @@ class Reacher(MujocoTask):
         goal = xp.sum(candidates * first[:, :, None], axis=1)  # exactly that candidate: the rest add zeros
         return xp.where(accepted.any(axis=1)[:, None], goal, 0.5 * candidates[:, -1])
 
-    def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         k = 2 * self.goal_candidates
         xp = array_namespace(u)
         zeros = xp.zeros_like(u[:, :2])
@@ -177,11 +175,11 @@ class Reacher(MujocoTask):
         qvel[:, 2:] = 0.0
         return qpos, qvel
 
-    def _fingertip_to_target(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def _fingertip_to_target(self, now: Fields) -> Array:
         """fingertip - target body positions, [N, 3]."""
         return now["xpos"][:, self._fingertip] - now["xpos"][:, self._target]
 
-    def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, now: Fields) -> Array:
         qpos = now["qpos"]
         theta = qpos[:, :2]
         vec = self._fingertip_to_target(now)

@@ -22,17 +22,15 @@ as in gymnasium.
 
 from __future__ import annotations
 
-import numpy as np
-
-from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, copy, normal_from_uniforms
+from neuroevo.envs.mujoco.task import Array, Fields, MujocoTask, array_namespace, copy, normal_from_uniforms
 
 
-def _uniform_noise(u: np.ndarray, scale: float) -> np.ndarray:
+def _uniform_noise(u: Array, scale: float) -> Array:
     """``np_random.uniform(-scale, scale)`` from uniforms u in [0, 1): ``low + (high - low) * u``."""
     return -scale + (2.0 * scale) * u
 
 
-def _inside(x: np.ndarray, low: float, high: float) -> np.ndarray:
+def _inside(x: Array, low: float, high: float) -> Array:
     """``low < x < high`` elementwise (open interval, as gymnasium's health checks; NaN is outside)."""
     return (low < x) & (x < high)
 
@@ -56,7 +54,7 @@ class _Planar(MujocoTask):
     velocity_clip: float | None = None
     normal_qvel_noise: bool = False
 
-    def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         nq, nv = self.model.nq, self.model.nv
         qpos = self.init_qpos + _uniform_noise(u[:, :nq], self.reset_noise_scale)
         if self.normal_qvel_noise:
@@ -65,7 +63,7 @@ class _Planar(MujocoTask):
             qvel = self.init_qvel + _uniform_noise(u[:, nq : nq + nv], self.reset_noise_scale)
         return qpos, qvel
 
-    def observe(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, now: Fields) -> Array:
         xp = array_namespace(now["qpos"])
         velocity = now["qvel"]
         if self.velocity_clip is not None:
@@ -73,8 +71,8 @@ class _Planar(MujocoTask):
         return xp.concatenate([now["qpos"][:, self.skipped_qpos :], velocity], axis=1)
 
     def _forward_and_ctrl(
-        self, before: dict[str, np.ndarray], now: dict[str, np.ndarray], action: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self, before: Fields, now: Fields, action: Array
+    ) -> tuple[Array, Array, Fields]:
         """(forward reward [N], control cost [N], {x_position, x_velocity}) as gymnasium's ``step``."""
         xp = array_namespace(action)
         x_position = copy(now["qpos"][:, 0])  # copies: ``now`` is overwritten by the next step
@@ -83,13 +81,13 @@ class _Planar(MujocoTask):
         ctrl_cost = self.ctrl_cost_weight * xp.sum(xp.square(action), axis=1)
         return forward_reward, ctrl_cost, {"x_position": x_position, "x_velocity": x_velocity}
 
-    def extra_info(self, before: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def extra_info(self, before: Fields, now: Fields) -> Fields:
         """The task's further position / velocity entries of gymnasium's ``info`` ([N] arrays)."""
         return {}
 
     def reward(
-        self, before: dict[str, np.ndarray], now: dict[str, np.ndarray], action: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self, before: Fields, now: Fields, action: Array
+    ) -> tuple[Array, Array, Fields]:
         """Forward reward minus control cost, never terminating (HalfCheetah, Swimmer)."""
         forward_reward, ctrl_cost, info = self._forward_and_ctrl(before, now, action)
         terms = {**info, **self.extra_info(before, now), "reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
@@ -109,18 +107,18 @@ class _Legged(_Planar):
     healthy_z_range: tuple[float, float]
     healthy_angle_range: tuple[float, float]
 
-    def is_healthy(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def is_healthy(self, now: Fields) -> Array:
         """[N] bool, gymnasium's ``is_healthy``: torso height qpos[1] and angle qpos[2] strictly inside
         their healthy ranges (Hopper adds a bound on the rest of the state)."""
         qpos = now["qpos"]
         return _inside(qpos[:, 1], *self.healthy_z_range) & _inside(qpos[:, 2], *self.healthy_angle_range)
 
-    def extra_info(self, before: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def extra_info(self, before: Fields, now: Fields) -> Fields:
         return {"z_distance_from_origin": now["qpos"][:, 1] - self.init_qpos[1]}
 
     def reward(
-        self, before: dict[str, np.ndarray], now: dict[str, np.ndarray], action: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self, before: Fields, now: Fields, action: Array
+    ) -> tuple[Array, Array, Fields]:
         forward_reward, ctrl_cost, info = self._forward_and_ctrl(before, now, action)
         healthy = self.is_healthy(now)
         healthy_reward = healthy * self.healthy_reward
@@ -154,10 +152,10 @@ class Hopper(_Legged):
     healthy_z_range = (0.7, float("inf"))
     healthy_angle_range = (-0.2, 0.2)
 
-    def is_healthy(self, now: dict[str, np.ndarray]) -> np.ndarray:
+    def is_healthy(self, now: Fields) -> Array:
         xp = array_namespace(now["qpos"])
         state = xp.concatenate([now["qpos"][:, 2:], now["qvel"]], axis=1)  # gymnasium's state_vector()[2:]
-        return _inside(state, *self.healthy_state_range).all(axis=1) & super().is_healthy(now)
+        return xp.all(_inside(state, *self.healthy_state_range), axis=1) & super().is_healthy(now)
 
 
 class Walker2d(_Legged):
@@ -216,7 +214,7 @@ class Swimmer(_Planar):
     reset_noise_scale = 0.1
     skipped_qpos = 2
 
-    def extra_info(self, before: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def extra_info(self, before: Fields, now: Fields) -> Fields:
         xy = now["qpos"][:, :2]
         return {
             "y_position": copy(xy[:, 1]),

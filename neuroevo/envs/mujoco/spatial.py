@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroevo.envs.mujoco.task import MujocoTask, array_namespace, copy, normal_from_uniforms
+from neuroevo.envs.mujoco.task import Array, Fields, MujocoTask, array_namespace, copy, normal_from_uniforms
 
-Arrays = dict[str, np.ndarray]
+Arrays = Fields
 
 
 class _Locomotion(MujocoTask):
@@ -40,28 +40,28 @@ class _Locomotion(MujocoTask):
     reset_noise_scale: float
 
     # -- per task ---------------------------------------------------------------------------------
-    def _xy(self, fields: Arrays) -> np.ndarray:
+    def _xy(self, fields: Arrays) -> Array:
         """[N, 2] position whose displacement over dt is the (x, y) velocity."""
         raise NotImplementedError
 
-    def _healthy(self, now: Arrays) -> np.ndarray:
+    def _healthy(self, now: Arrays) -> Array:
         """[N] bool."""
         raise NotImplementedError
 
-    def _ctrl_cost(self, action: np.ndarray) -> np.ndarray:
+    def _ctrl_cost(self, action: Array) -> Array:
         """[N] control cost (positive) of the action as given (Humanoid's ``data.ctrl`` is the same)."""
         xp = array_namespace(action)
         return self.ctrl_cost_weight * xp.sum(xp.square(action), axis=1)
 
-    def _contact_cost(self, now: Arrays) -> np.ndarray:
+    def _contact_cost(self, now: Arrays) -> Array:
         """[N] contact cost (positive)."""
         raise NotImplementedError
 
-    def _qvel_noise(self, u: np.ndarray) -> np.ndarray:
+    def _qvel_noise(self, u: Array) -> Array:
         """[N, nv] velocity noise from the uniforms left after the qpos noise."""
         raise NotImplementedError
 
-    def _extra_obs(self, now: Arrays) -> list[np.ndarray]:
+    def _extra_obs(self, now: Arrays) -> list[Array]:
         """[N, k] blocks appended after qpos[2:] and qvel."""
         raise NotImplementedError
 
@@ -70,7 +70,7 @@ class _Locomotion(MujocoTask):
         return {}
 
     # -- MujocoTask's three functions ------------------------------------------------------------------
-    def initial_state(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         nq = self.model.nq
         scale = self.reset_noise_scale
         # np_random.uniform(low=-scale, high=scale) = low + (high - low) * u
@@ -78,11 +78,11 @@ class _Locomotion(MujocoTask):
         qvel = self.init_qvel + self._qvel_noise(u[:, nq:])
         return qpos, qvel
 
-    def observe(self, now: Arrays) -> np.ndarray:
+    def observe(self, now: Arrays) -> Array:
         xp = array_namespace(now["qpos"])
         return xp.concatenate([now["qpos"][:, 2:], now["qvel"], *self._extra_obs(now)], axis=1)
 
-    def reward(self, before: Arrays, now: Arrays, action: np.ndarray):
+    def reward(self, before: Arrays, now: Arrays, action: Array):
         xy_velocity = (self._xy(now) - self._xy(before)) / self.dt
         x_velocity, y_velocity = xy_velocity[:, 0], xy_velocity[:, 1]
         healthy = self._healthy(now)
@@ -136,36 +136,36 @@ class Ant(_Locomotion):
     reset_noise_scale = 0.1
     main_body = 1  # "torso"
 
-    def _contact_forces(self, now: Arrays) -> np.ndarray:
+    def _contact_forces(self, now: Arrays) -> Array:
         low, high = self.contact_force_range
         return array_namespace(now["cfrc_ext"]).clip(now["cfrc_ext"], low, high)  # [N, nbody, 6]
 
-    def _xy(self, fields: Arrays) -> np.ndarray:
+    def _xy(self, fields: Arrays) -> Array:
         return fields["xpos"][:, self.main_body, :2]
 
-    def _ctrl_cost(self, action: np.ndarray) -> np.ndarray:
+    def _ctrl_cost(self, action: Array) -> Array:
         # gymnasium squares and sums Ant's float32 action in float32 (numpy keeps float32 against the
         # Python-float weight); so do we, exactly, since a float32 action survives the float64 round trip
         xp = array_namespace(action)
         cost = self.ctrl_cost_weight * xp.sum(xp.square(xp.asarray(action, dtype=xp.float32)), axis=1)
         return xp.asarray(cost, dtype=action.dtype)
 
-    def _healthy(self, now: Arrays) -> np.ndarray:
+    def _healthy(self, now: Arrays) -> Array:
         low, high = self.healthy_z_range
         xp = array_namespace(now["qpos"])
         finite = xp.isfinite(now["qpos"]).all(axis=1) & xp.isfinite(now["qvel"]).all(axis=1)
         z = now["qpos"][:, 2]
         return finite & (low <= z) & (z <= high)
 
-    def _contact_cost(self, now: Arrays) -> np.ndarray:
+    def _contact_cost(self, now: Arrays) -> Array:
         forces = self._contact_forces(now)
         xp = array_namespace(forces)
         return self.contact_cost_weight * xp.sum(xp.square(forces), axis=(1, 2))
 
-    def _qvel_noise(self, u: np.ndarray) -> np.ndarray:
+    def _qvel_noise(self, u: Array) -> Array:
         return self.reset_noise_scale * normal_from_uniforms(u)
 
-    def _extra_obs(self, now: Arrays) -> list[np.ndarray]:
+    def _extra_obs(self, now: Arrays) -> list[Array]:
         forces = self._contact_forces(now)[:, 1:]
         return [forces.reshape(len(forces), -1)]
 
@@ -200,25 +200,25 @@ class Humanoid(_Locomotion):
     healthy_z_range = (1.0, 2.0)
     reset_noise_scale = 1e-2
 
-    def _xy(self, fields: Arrays) -> np.ndarray:
+    def _xy(self, fields: Arrays) -> Array:
         mass = self.constant("body_mass")
         return (array_namespace(mass).einsum("b,nbj->nj", mass, fields["xipos"]) / mass.sum())[:, 0:2]
 
-    def _healthy(self, now: Arrays) -> np.ndarray:
+    def _healthy(self, now: Arrays) -> Array:
         low, high = self.healthy_z_range
         z = now["qpos"][:, 2]
         return (low < z) & (z < high)
 
-    def _contact_cost(self, now: Arrays) -> np.ndarray:
+    def _contact_cost(self, now: Arrays) -> Array:
         xp = array_namespace(now["cfrc_ext"])
         cost = self.contact_cost_weight * xp.sum(xp.square(now["cfrc_ext"]), axis=(1, 2))
         return xp.clip(cost, *self.contact_cost_range)
 
-    def _qvel_noise(self, u: np.ndarray) -> np.ndarray:
+    def _qvel_noise(self, u: Array) -> Array:
         scale = self.reset_noise_scale
         return -scale + (scale - -scale) * u
 
-    def _extra_obs(self, now: Arrays) -> list[np.ndarray]:
+    def _extra_obs(self, now: Arrays) -> list[Array]:
         n = len(now["qpos"])
         return [
             now["cinert"][:, 1:].reshape(n, -1),

@@ -12,13 +12,19 @@ device). The task math is written once, against the names numpy and torch share 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
+#: what the task math computes on: float64 numpy arrays in the mujoco engine, torch tensors in the warp engine
+Array: TypeAlias = np.ndarray | torch.Tensor
+#: gathered ``MjData`` fields by name, each [N, ...]
+Fields: TypeAlias = Mapping[str, Array]
 #: ``MjData`` fields that only ``mj_rnePostConstraint`` computes (gymnasium calls it after every step); an engine
 #: computes them only for tasks that read them
 POST_CONSTRAINT_FIELDS = frozenset({"cfrc_ext", "cfrc_int", "cacc"})
@@ -38,7 +44,7 @@ def load_model(xml: str):
     return import_mujoco().MjModel.from_xml_path(str(ASSETS / xml))
 
 
-def array_namespace(x):
+def array_namespace(x: Array) -> Any:
     """The module that computes on array ``x``: torch for tensors, numpy otherwise.
 
     The tasks' math (observation, reward terms, termination, reset noise) is written once against the
@@ -48,12 +54,12 @@ def array_namespace(x):
     return torch if isinstance(x, torch.Tensor) else np
 
 
-def copy(x):
+def copy(x: Array) -> Array:
     """A copy of array ``x`` that later writes to ``x`` leave alone (numpy ``copy``, torch ``clone``)."""
     return x.clone() if isinstance(x, torch.Tensor) else x.copy()
 
 
-def normal_from_uniforms(u):
+def normal_from_uniforms(u: Array) -> Array:
     """Standard normals from uniforms (Box-Muller): u [N, 2k] in [0, 1) -> [N, k] (numpy or torch)."""
     xp = array_namespace(u)
     u1, u2 = u[:, 0::2], u[:, 1::2]
@@ -101,6 +107,8 @@ class MujocoTask:
         self.dt = model.opt.timestep * self.frame_skip
         # float64 in both array types: the start states are drawn in float64 (an engine computing in float32
         # casts them when it writes them into its worlds)
+        self.init_qpos: Array
+        self.init_qvel: Array
         if self.device is None:
             self.init_qpos = np.array(model.qpos0, dtype=np.float64)
             self.init_qvel = np.zeros(model.nv)
@@ -110,22 +118,22 @@ class MujocoTask:
         self._constants: dict[str, torch.Tensor] = {}
 
     # -- the task's three functions over the batch ---------------------------------------------------
-    def initial_state(self, u):
+    def initial_state(self, u: Array) -> tuple[Array, Array]:
         """Start (qpos [N, nq], qvel [N, nv]) from uniforms u [N, num_reset_uniforms] in [0, 1)."""
         raise NotImplementedError
 
-    def observe(self, now: dict):
+    def observe(self, now: Fields) -> Array:
         """Observations [N, obs_dim] from the gathered fields ``now`` (name -> [N, ...])."""
         raise NotImplementedError
 
-    def reward(self, before: dict, now: dict, action):
+    def reward(self, before: Fields, now: Fields, action: Array) -> tuple[Array, Array, Fields]:
         """(reward [N], terminated [N] bool, {term name: [N, ...]}) for the step from ``before`` to ``now``
         under ``action`` [N, nu] (the action as given, as gymnasium's control costs use it). The terms are
         the entries of gymnasium's step ``info``."""
         raise NotImplementedError
 
     # -- what the engine and the math read ---------------------------------------------------------
-    def constant(self, name: str):
+    def constant(self, name: str) -> Any:
         """The model constant ``model.<name>`` (e.g. "body_mass") as the array type the task math runs on:
         the model's own numpy array, or a tensor of ``dtype`` on ``device`` (made once)."""
         if self.device is None:

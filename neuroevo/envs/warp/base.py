@@ -37,12 +37,13 @@ Where it differs from the ``mujoco`` engine (and from gymnasium):
 from __future__ import annotations
 
 import warnings
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
 
 from neuroevo.envs.base import EpisodeState, VectorEnv, as_mask
-from neuroevo.envs.mujoco.task import POST_CONSTRAINT_FIELDS, MujocoTask, import_mujoco, load_model
+from neuroevo.envs.mujoco.task import POST_CONSTRAINT_FIELDS, Array, MujocoTask, import_mujoco, load_model
 from neuroevo.seeding import hash_uniform
 
 INSTALL_HINT = "the warp backend needs MuJoCo Warp: pip install 'neuroevo[warp]'"
@@ -99,6 +100,7 @@ class WarpVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
+    episodes: EpisodeState  # made by the constructor
     #: buffer overflow bits of ``Data.overflow`` that count (the solver's iteration limits do not)
     _overflow_bits = ("NEFC", "NJMAX_NNZ", "BROADPHASE", "NARROWPHASE", "CCD")
 
@@ -138,7 +140,7 @@ class WarpVectorEnv(VectorEnv):
         self._counts = torch.zeros(len(PROBLEMS), dtype=torch.int64, device=self.device)
         self._init_seeds(self.device)
         self._init_spaces(*self.task.spaces())
-        self._stream = None
+        self._stream: tuple[int, Any] | None = None  # (torch's CUDA stream handle, its warp stream)
         with self._on_stream():
             self._physics()  # compiles and loads the kernels now: not inside the first step, nor inside a capture
         use_graph = self.device.type == "cuda" if graph is None else graph and self.device.type == "cuda"
@@ -220,7 +222,7 @@ class WarpVectorEnv(VectorEnv):
             )
         else:
             u = hash_uniform(self._seeds, self._resets, self.task.num_reset_uniforms, dtype=torch.float64)
-            qpos, qvel = self.task.initial_state(u)
+            qpos, qvel = map(_tensor, self.task.initial_state(u))
         every = torch.ones(n, dtype=torch.bool, device=device) if mask is None else mask
         with self._on_stream():
             self._mjw.reset_data(self._m, self._d, reset=self._wp.from_torch(every.contiguous()))
@@ -235,7 +237,7 @@ class WarpVectorEnv(VectorEnv):
         with self._on_stream():
             # every world: the others' derived quantities are recomputed from their unchanged state
             self._mjw.forward(self._m, self._d)
-        return self.episodes.reset(mask, self.task.observe(self._now())), {}
+        return self.episodes.reset(mask, _tensor(self.task.observe(self._now()))), {}
 
     def step(self, actions):
         if not self._reset_once:
@@ -257,13 +259,13 @@ class WarpVectorEnv(VectorEnv):
         diverged = running & ~(torch.isfinite(now["qpos"]).all(dim=1) & torch.isfinite(now["qvel"]).all(dim=1))
         overflow = running & ((self._overflow & self._overflow_mask) != 0)
         reward, terminated, terms = self.task.reward(before, now, action)
-        obs = self.task.observe(now)
+        reward, terminated, obs = _tensor(reward), _tensor(terminated), _tensor(self.task.observe(now))
         # Finished worlds stay where they were; one that diverged now goes back to its last finite state.
         hold = (diverged | ~running)[:, None]
         for s, old in zip(self._state, held, strict=True):
             s.copy_(torch.where(hold, old, s))
         obs, reward, terminated, truncated = self.episodes.step(obs, reward, terminated, diverged=diverged)
-        terms = {k: torch.where(running.reshape(-1, *[1] * (v.ndim - 1)), v, 0.0) for k, v in terms.items()}
+        terms = {k: torch.where(running.reshape(-1, *[1] * (v.ndim - 1)), _tensor(v), 0.0) for k, v in terms.items()}
         self._counts += torch.stack([(nonfinite & running).sum(), diverged.sum(), overflow.sum()])
         info = {"reward_terms": terms, "nonfinite_actions": nonfinite, "diverged": diverged}
         info["buffer_overflow"] = overflow
@@ -276,6 +278,11 @@ class WarpVectorEnv(VectorEnv):
 
     def close(self) -> None:
         self._graph = None
+
+
+def _tensor(x: Array) -> torch.Tensor:
+    """``x`` as what it is here: the task math runs on tensors in this engine (a type, not a conversion)."""
+    return cast(torch.Tensor, x)
 
 
 def _warp_capable(device: torch.device) -> torch.device:

@@ -3,7 +3,7 @@
 import gymnasium as gym
 import numpy as np
 
-from neuroevo.evaluation import _same_action_space
+from neuroevo.playback import _same_action_space
 
 
 def test_action_spaces_match_by_kind_size_and_bounds_not_dtype():

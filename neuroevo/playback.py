@@ -1,0 +1,119 @@
+"""Playing back a saved policy: its mean return on any backend (gymnasium's own env is the reference) and a
+video of an episode. ("Evaluation" in neuroevo means the population's, by an :mod:`~neuroevo.evaluator`.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from neuroevo.checkpoint import read_policy
+from neuroevo.envs import make_env
+from neuroevo.policies import DeployedPolicy
+from neuroevo.rollout import evaluate
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    env_id: str | None = None,
+    episodes: int = 100,
+    *,
+    backend: str = "gymnasium",
+    device=None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean and std of the return of the policy saved at ``path`` over ``episodes`` episodes.
+
+    ``env_id`` defaults to the env it was trained on; the observation and action spaces must match
+    the policy's. Returns ``{"env_id", "backend", "episodes", "mean", "std", "returns"}``.
+    """
+    policy, params, action_space, normalizer, record = read_policy(path)
+    env_id = env_id or record["env_id"]
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    env = make_env(env_id, episodes, device=device or "cpu", backend=backend)
+    try:
+        if env.obs_dim != policy.obs_dim:
+            raise ValueError(
+                f"{path}: the policy was trained on {record['env_id']} with {policy.obs_dim}-dim observations; "
+                f"{env_id} gives {env.obs_dim}"
+            )
+        if not _same_action_space(env.single_action_space, action_space):
+            raise ValueError(
+                f"{path}: the policy acts in {action_space} ({record['env_id']}); {env_id} expects "
+                f"{env.single_action_space}"
+            )
+        if normalizer is not None:
+            normalizer.to(env.device)
+        result = evaluate(
+            policy, params[None].to(env.device), env, episodes, normalizer=normalizer, seed=seed
+        )
+    finally:
+        env.close()
+    returns = result.episode_returns[0].cpu()
+    return {
+        "env_id": env_id,
+        "backend": backend,
+        "episodes": episodes,
+        "mean": float(returns.mean()),
+        "std": float(returns.std(unbiased=False)),
+        "returns": returns.tolist(),
+    }
+
+
+def _same_action_space(a, b) -> bool:
+    """Equal kind, size and bounds (a Box's dtype may differ: actions are cast at the env boundary)."""
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return a.n == b.n and a.start == b.start
+    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+        return a.shape == b.shape and np.allclose(a.low, b.low) and np.allclose(a.high, b.high)
+    return False
+
+
+def record_video(
+    path: str | Path,
+    out: str | Path,
+    env_id: str | None = None,
+    *,
+    seed: int = 0,
+    max_steps: int | None = None,
+    fps: int | None = None,
+) -> dict[str, Any]:
+    """Render one episode of the policy saved at ``path`` on gymnasium's env to a video file.
+
+    The deployed module (:func:`load_policy`) drives ``gymnasium.make(env_id, render_mode="rgb_array")``;
+    frames are written with imageio (``.mp4`` through imageio-ffmpeg, ``.gif`` also works). Headless
+    MuJoCo rendering needs ``MUJOCO_GL=egl`` (a GPU) or ``MUJOCO_GL=osmesa`` (CPU; Debian's libosmesa6)
+    set before mujoco is imported. Returns ``{"path", "frames", "return"}``.
+    """
+    import imageio
+    import torch
+
+    policy, params, action_space, normalizer, record = read_policy(path)
+    module = DeployedPolicy.build(policy, params, action_space, normalizer)
+    env_id = env_id or record["env_id"]
+    try:
+        limit: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps else {}
+        env = gym.make(env_id, render_mode="rgb_array", **limit)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot render {env_id!r}: {err}") from None
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames: list[Any] = [env.render()]  # rgb_array: one [H, W, 3] uint8 array per step
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                action = module(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            frames.append(env.render())
+            total += float(reward)
+            done = terminated or truncated
+        fps = fps or int(env.metadata.get("render_fps", 30))
+    finally:
+        env.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(out, frames, fps=fps)
+    return {"path": str(out), "frames": len(frames), "return": total}
