@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("evotorch")
 
-from neuroevo.algorithms import evotorch_searchers  # noqa: E402
+from neuroevo.algorithms import evotorch_internals  # noqa: E402
 from neuroevo.algorithms.evotorch_searchers import CEM, CMAES, PGPE, SNES, XNES  # noqa: E402
 
 D = 10
@@ -179,26 +179,26 @@ def test_other_algorithms_state_is_refused():
 
 
 def test_missing_evotorch_is_a_clear_error(monkeypatch):
-    evotorch_searchers._evotorch.cache_clear()
+    evotorch_internals._evotorch.cache_clear()
     monkeypatch.setitem(sys.modules, "evotorch", None)
     try:
         with pytest.raises(ImportError, match="pip install evotorch"):
             CMAES(D)
     finally:
-        evotorch_searchers._evotorch.cache_clear()
+        evotorch_internals._evotorch.cache_clear()
 
 
 @pytest.mark.parametrize("version", ["0.5.2", "0.7.0", "0.7.0rc1", "1.0.0", "unknown"])
 def test_unsupported_evotorch_is_a_one_line_error(monkeypatch, version):
     import evotorch
 
-    evotorch_searchers._evotorch.cache_clear()
+    evotorch_internals._evotorch.cache_clear()
     monkeypatch.setattr(evotorch, "__version__", version)
     try:
         with pytest.raises(ImportError) as err:
             CMAES(D)
     finally:
-        evotorch_searchers._evotorch.cache_clear()
+        evotorch_internals._evotorch.cache_clear()
     message = str(err.value)
     assert "\n" not in message
     assert f"support evotorch>=0.6,<0.7, found evotorch {version}: pip install 'evotorch>=0.6,<0.7'" in message
@@ -206,7 +206,7 @@ def test_unsupported_evotorch_is_a_one_line_error(monkeypatch, version):
 
 @pytest.mark.parametrize("version", ["0.6.0", "0.6.1", "0.6.2.dev3+g0123abc"])
 def test_supported_evotorch_versions_pass(version):
-    evotorch_searchers._check_evotorch_version(version)
+    evotorch_internals._check_evotorch_version(version)
 
 
 def test_pyproject_bounds_evotorch_as_the_adapters_do():
@@ -217,4 +217,4 @@ def test_pyproject_bounds_evotorch_as_the_adapters_do():
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     wanted = [req for extra in pyproject["project"]["optional-dependencies"].values() for req in extra
               if req.startswith("evotorch")]
-    assert wanted and set(wanted) == {evotorch_searchers.evotorch_requirement()} == {"evotorch>=0.6,<0.7"}
+    assert wanted and set(wanted) == {evotorch_internals.evotorch_requirement()} == {"evotorch>=0.6,<0.7"}
