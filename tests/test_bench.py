@@ -1,4 +1,5 @@
-"""``neuroevo bench`` runs end to end through its flags; its figures are never asserted on."""
+"""``neuroevo bench`` (and ``neuroevo bench ray | warp``) run end to end through their flags; their figures
+are never asserted on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import pytest
 import torch
 
 from neuroevo import bench
+from neuroevo.bench import evotorch_gymne, mujoco_eval, throughput
+from neuroevo.bench.common import Column, Table, field
+from neuroevo.envs import make_env
+from neuroevo.policies import make_policy
 
 
 def _positive_finite(value) -> bool:
@@ -90,13 +95,13 @@ def test_quick_mujoco_bench_returns_and_writes_figures(tmp_path, capsys):
 
 
 def test_env_selects_the_parts():
-    cartpole = bench._settings(_parse("--env", "CartPole-v1", "--quick"))
+    cartpole = throughput._settings(_parse("--env", "CartPole-v1", "--quick"))
     assert cartpole["cartpole"] and cartpole["mujoco_envs"] == [] and cartpole["devices"] == ["cpu", "cuda"]
-    both = bench._settings(_parse("--env", "Hopper-v5, CartPole-v1,Hopper-v5"))
+    both = throughput._settings(_parse("--env", "Hopper-v5, CartPole-v1,Hopper-v5"))
     assert both["cartpole"] and both["mujoco_envs"] == ["Hopper-v5"]
-    mujoco = bench._settings(_parse("--env", "Ant-v5,Humanoid-v5", "--quick"))
+    mujoco = throughput._settings(_parse("--env", "Ant-v5,Humanoid-v5", "--quick"))
     assert not mujoco["cartpole"] and mujoco["mujoco_envs"] == ["Ant-v5", "Humanoid-v5"]
-    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == bench.MUJOCO_QUICK["popsize"]
+    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == mujoco_eval.QUICK["popsize"]
     assert mujoco["physics_threads"] == mujoco["cores"] >= 1
 
 
@@ -107,9 +112,9 @@ def test_unknown_env_is_refused(env_id):
 
 
 def test_module_layout_is_the_policy_modules_parameter_order():
-    for policy in (bench.make_policy("linear", 5, 3), bench.make_policy("mlp", 5, 3, hidden=[4, 6])):
-        params = bench.random_population(policy, 3, seed=0)
-        values = bench.module_layout(policy, params)
+    for policy in (make_policy("linear", 5, 3), make_policy("mlp", 5, 3, hidden=[4, 6])):
+        params = mujoco_eval.random_population(policy, 3, seed=0)
+        values = evotorch_gymne.module_layout(policy, params)
         obs = torch.randn(3, 1, 5)
         for member, (flat, vector) in enumerate(zip(params, values, strict=True)):
             module = policy.to_module(flat)
@@ -120,20 +125,95 @@ def test_module_layout_is_the_policy_modules_parameter_order():
 def test_evotorch_row_when_installed():
     pytest.importorskip("evotorch")
     pytest.importorskip("mujoco")
-    probe = bench.make_env("Hopper-v5", 1, device="cpu", backend="mujoco", num_threads=1)
-    policy = bench.task_policy("mlp", probe)
+    probe = make_env("Hopper-v5", 1, device="cpu", backend="mujoco", num_threads=1)
+    policy = mujoco_eval.task_policy("mlp", probe)
     probe.close()
-    params = bench.random_population(policy, 2, seed=0)
+    params = mujoco_eval.random_population(policy, 2, seed=0)
     # One actor: GymNE evaluates in this process, without starting Ray.
-    row = bench.bench_evotorch("Hopper-v5", policy, params, actors=1, max_steps=5, repeats=1)
+    row = evotorch_gymne.bench_evotorch("Hopper-v5", policy, params, actors=1, max_steps=5, repeats=1)
     assert row["backend"] == "evotorch" and row["workers"] == 1 and row["popsize"] == 2
     assert 1 <= row["mean_episode_length"] <= 5 and 2 <= row["env_steps"] <= 10
     assert _positive_finite(row["env_steps_per_s"]) and _positive_finite(row["seconds"])
 
 
 def test_missing_evotorch_is_a_note(monkeypatch):
-    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name, package=None: None)
+    monkeypatch.setattr(evotorch_gymne.importlib.util, "find_spec", lambda name, package=None: None)
     notes = []
-    assert not bench._evotorch_usable({"evotorch": True}, notes)
+    assert not evotorch_gymne.usable({"evotorch": True}, notes)
     assert notes == ["evotorch: row skipped, not installed (pip install evotorch)"]
-    assert not bench._evotorch_usable({"evotorch": False}, notes) and len(notes) == 1  # --no-evotorch: no note
+    assert not evotorch_gymne.usable({"evotorch": False}, notes) and len(notes) == 1  # --no-evotorch: no note
+
+
+def test_subcommands_leave_the_default_invocations_alone():
+    assert _parse("--env", "Hopper-v5", "--quick").benchmark is None
+    assert _parse("--json", "out.json").json == "out.json"
+    ray = _parse("ray", "--workers", "1,2", "--json", "rows.json")
+    assert ray.benchmark == "ray" and ray.workers == "1,2" and ray.json == "rows.json"
+    warp = _parse("warp", "--quick", "--popsize", "4,8")
+    assert warp.benchmark == "warp" and warp.quick and warp.popsize == (4, 8)
+
+
+def test_report_of_cuda_rows():
+    """The CUDA lines (targets, goals) on made-up figures: no GPU needed to check their layout."""
+    meta = {"torch_version": "x", "device_names": {"cuda": "H100"}, "load_average": None, "repeats": 3, "wall_s": 1.0}
+    evaluation = {"backend": "torch", "mode": "eager", "device": "cuda", "policy": "linear", "num_envs": 1 << 20,
+                  "mean_episode_length": 480.0, "env_steps_per_s": 5e8, "gymnasium_env_steps_per_s": None,
+                  "vs_gymnasium": None}
+    forward = {"device": "cuda", "popsize": 1024, "obs_per_member": 1, "num_params": 4610, "seconds_per_call": 1e-4,
+               "members_per_s": 1e7, "param_gb_per_s": 189.0, "bound_gb_per_s": 3000.0, "percent_of_bound": 6.3}
+    figures = {"meta": meta, "evaluation": [evaluation], "bandwidth": {}, "forward": [forward], "notes": []}
+    lines = throughput.format_report(figures).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("device"))
+    assert lines[header + 1].endswith("6%   (H100 goal >= 70%)")
+    assert lines[header + 1].index("6%") + 2 == len(lines[header])  # the % column still lines up
+    target = "  target (H100, linear, 1,048,576 envs): >= 1e+09 env steps/s; measured 5e+08 at 1,048,576 envs on cuda"
+    assert any(line.startswith(target) for line in lines)
+
+
+def test_table_columns_line_up():
+    table = Table([Column("name", 6, field("name"), left=True), Column("rate", 8, field("rate", ",.0f"))], "  ")
+    assert table.lines([{"name": "a", "rate": 12345.6}, {"name": "bc"}]) == [
+        "  name       rate",
+        "  a        12,346",
+        "  bc",  # a missing figure is a blank cell
+    ]
+
+
+def test_quick_ray_bench(tmp_path, capsys):
+    """One worker, a few short episodes, on a local Ray instance of 2 CPUs that the bench starts and stops."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("mujoco")
+    if ray.is_initialized():
+        pytest.skip("Ray is running in this process already")
+    out, rows_json = tmp_path / "ray.txt", tmp_path / "ray.json"
+    flags = ["--envs", "Hopper-v5", "--workers", "1,64", "--popsize", "8", "--generations", "1"]
+    rows, lines = bench.main(_parse("ray", *flags, "--out", str(out), "--json", str(rows_json)))
+
+    assert not ray.is_initialized()
+    assert [(r["env"], r["workers"]) for r in rows] == [("Hopper-v5", 0), ("Hopper-v5", 1)]
+    for key in ("env_steps_per_s", "env_steps_per_cpu_s"):
+        assert all(_positive_finite(r[key]) for r in rows), key
+    assert rows[1]["efficiency"] == 1.0
+    assert any(line.startswith("not measured: 64 workers") for line in lines)
+    assert out.read_text() == "\n".join(lines) + "\n" and json.loads(rows_json.read_text()) == rows
+    assert "in-process, " in capsys.readouterr().out
+
+
+def test_quick_warp_bench(tmp_path, capsys):
+    pytest.importorskip("mujoco_warp")
+    out = tmp_path / "warp.json"
+    flags = ["--quick", "--device", "cpu", "--popsize", "4", "--mujoco-popsize", "4", "--policies", "linear"]
+    figures = bench.main(_parse("warp", *flags, "--max-steps", "4", "--physics-seconds", "0.01", "--json", str(out)))
+
+    assert [(r["backend"], r["popsize"]) for r in figures["rows"]] == [
+        ("mujoco_warp physics", 4), ("warp", 4), ("mujoco", 4)
+    ]
+    assert _positive_finite(figures["rows"][1]["percent_of_physics_limit"])
+    assert all(_positive_finite(r["env_steps_per_s"]) for r in figures["rows"])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(figures))
+    assert "of the raw physics rate" in capsys.readouterr().out
+
+
+def test_unknown_warp_env_is_refused():
+    with pytest.raises(ValueError, match="--env: unknown Pendulum-v1; the warp backend has .*Hopper-v5"):
+        bench.main(_parse("warp", "--env", "Pendulum-v1"))
