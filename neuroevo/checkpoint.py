@@ -76,18 +76,21 @@ def load_file(path: str | Path, expected_format: str | None = None) -> dict[str,
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:
+    """An action space as plain data (``weights_only``-safe): Discrete (n, start) or Box (bounds, dtype)."""
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym.spaces.Box):
-        return {"type": "box", "low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high)}
+        return {"type": "box", "low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high),
+                "dtype": str(np.dtype(space.dtype))}
     raise ValueError(f"cannot store action space {space}")
 
 
 def space_from_dict(data: dict[str, Any]) -> gym.Space:
+    """The space :func:`space_to_dict` stored (a Box saved before its dtype was stored is float32)."""
     if data["type"] == "discrete":
         return gym.spaces.Discrete(data["n"], start=data["start"])
     low, high = data["low"].numpy(), data["high"].numpy()
-    return gym.spaces.Box(low=low, high=high, dtype=np.float32)
+    return gym.spaces.Box(low=low, high=high, dtype=np.dtype(data.get("dtype", "float32")))
 
 
 # -- policy files ---------------------------------------------------------------------------------

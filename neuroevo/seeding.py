@@ -7,6 +7,8 @@ before. That is what makes a resumed or distributed run take the same trajectory
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 _MASK64 = (1 << 64) - 1
@@ -38,14 +40,14 @@ def splitmix64(x: torch.Tensor) -> torch.Tensor:
 def hash_uniform(
     seeds: torch.Tensor, counters: torch.Tensor, k: int, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """Uniform [0, 1) numbers, [N, k], each a pure function of (seeds[n], counters[n], j)."""
+    """Uniform [0, 1) numbers, [N, k] of ``dtype``, each a pure function of (seeds[n], counters[n], j)."""
     j = torch.arange(k, device=seeds.device, dtype=torch.int64)
     key = splitmix64(splitmix64(seeds.to(torch.int64)) ^ counters.to(torch.int64))
     bits = splitmix64(key[:, None] * 1000003 + j[None, :])
-    # top 53 bits (float64) or 24 bits (float32) of the word, as in numpy's generators.
-    if dtype == torch.float64:
-        return _srl(bits, 11).to(torch.float64) * (1.0 / (1 << 53))
-    return _srl(bits, 40).to(torch.float32).to(dtype) * (1.0 / (1 << 24))
+    # The top bits of the word that the dtype's significand holds exactly (53 for float64, 24 for float32, as in
+    # numpy's generators; 11 for float16, 8 for bfloat16), times 2**-bits: every value in [0, 1), none rounded.
+    significand = 1 - int(math.log2(torch.finfo(dtype).eps))  # eps = 2**-(significand bits - 1)
+    return _srl(bits, 64 - significand).to(dtype) * (1.0 / (1 << significand))
 
 
 _SEED_MASK = (1 << 62) - 1
