@@ -48,6 +48,8 @@ METHODS: dict[str, dict] = {
     "snes": {"popsize": 256, "sigma": 0.02},
     "xnes": {"popsize": 256, "sigma": 0.02},
     "cem": {"popsize": 256, "sigma": 0.02},
+    "nelder_mead": {"popsize": 256, "sigma": 0.05},
+    "aco_r": {"popsize": 256, "sigma": 0.1},
 }
 # Full-covariance searchers keep a D x D matrix and factor it every generation: out of reach above this.
 FULL_COVARIANCE = {"xnes"}

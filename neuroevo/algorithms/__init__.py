@@ -1,12 +1,17 @@
-"""Population optimizers: all maximize, all ask/tell over flat parameter tensors on any device."""
+"""Population optimizers: all maximize, all ask/tell over flat parameter tensors on any device.
 
+``base.py`` holds what every optimizer shares (ask / tell / state / best, ``optimize`` and ``stop``);
+``population.py`` the noise-table optimizers' subclass and their compact populations; one file per algorithm.
+"""
+
+from neuroevo.algorithms.aco import ACOR, ACORConfig
 from neuroevo.algorithms.ars import ARS, ARSConfig
 from neuroevo.algorithms.base import (
     Optimizer,
     OptimizerConfig,
-    Population,
+    OptimizeResult,
+    StopCriteria,
     centered_ranks,
-    materialize,
     sanitize_fitness,
 )
 from neuroevo.algorithms.chains import HillClimbing, HillClimbingConfig, SAConfig, SimulatedAnnealing
@@ -25,7 +30,15 @@ from neuroevo.algorithms.evotorch_searchers import (
     XNESConfig,
 )
 from neuroevo.algorithms.ga import GA, GAConfig
+from neuroevo.algorithms.nelder_mead import NelderMead, NelderMeadConfig
 from neuroevo.algorithms.noise import NoiseTable
+from neuroevo.algorithms.population import (
+    MirroredOptimizer,
+    NoiseTableConfig,
+    NoiseTableOptimizer,
+    Population,
+    materialize,
+)
 from neuroevo.algorithms.pso import PSO, PSOConfig
 from neuroevo.algorithms.random_search import RandomSearch, RandomSearchConfig
 
@@ -40,6 +53,8 @@ ALGORITHMS: dict[str, type[Optimizer]] = {
     "sa": SimulatedAnnealing,
     "hill_climbing": HillClimbing,
     "random_search": RandomSearch,
+    "nelder_mead": NelderMead,
+    "aco_r": ACOR,
     # EvoTorch's searchers, stepped on our evaluator (pip install evotorch)
     "cmaes": CMAES,
     "pgpe": PGPE,
@@ -76,6 +91,8 @@ def make_optimizer(name: str, center, config=None, **kwargs) -> Optimizer:
 
 
 __all__ = [
+    "ACOR",
+    "ACORConfig",
     "ALGORITHMS",
     "ARS",
     "ARSConfig",
@@ -91,7 +108,13 @@ __all__ = [
     "GAConfig",
     "HillClimbing",
     "HillClimbingConfig",
+    "MirroredOptimizer",
+    "NelderMead",
+    "NelderMeadConfig",
     "NoiseTable",
+    "NoiseTableConfig",
+    "NoiseTableOptimizer",
+    "OptimizeResult",
     "Optimizer",
     "OptimizerConfig",
     "PGPE",
@@ -104,6 +127,7 @@ __all__ = [
     "SAConfig",
     "SNES",
     "SNESConfig",
+    "StopCriteria",
     "SimulatedAnnealing",
     "centered_ranks",
     "make_optimizer",
