@@ -162,17 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", choices=list(BACKENDS), help="env backend")
     train.add_argument("--policy", choices=["linear", "mlp"], help="policy architecture")
     budget = train.add_argument_group("budget (any of these replaces the card's budget)")
-    budget.add_argument("--generations", type=int)
+    budget.add_argument("--generations", type=int, help="stop after this many generations")
     budget.add_argument("--steps", type=int, help="training env steps")
     budget.add_argument("--target", type=float, help="stop at this evaluated mean return")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=int, help="run seed: every random draw is a function of it and the generation")
     train.add_argument("--out", help="run directory")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     train.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="any config field, e.g. --set es.sigma=0.05 --set policy.hidden=[32,32]",
+        help="any setting of the task card, e.g. --set es.sigma=0.05 --set policy.hidden=[32,32] "
+        "(the value is read as TOML; every setting: docs/reference/task-cards.md)",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the rollout step")
     ray = train.add_argument_group("distributed evaluation (Ray)")
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a saved policy")
     ev.add_argument("checkpoint", help="best_policy.pt, checkpoints/last.pt, or a run directory")
     ev.add_argument("--env", help="env id (default: the env it was trained on)")
-    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--episodes", type=int, default=100, help="episodes to play (default 100)")
     ev.add_argument(
         "--backend",
         choices=list(BACKENDS),
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser(
         "compare",
-        help="ES, GA, ARS and PPO on one task under one env-step budget, with a report",
+        help="optimizers and PPO on one task under one env-step budget, with a report",
         description="Train each algorithm for each seed into OUT/<algo>/seed<k>/ (finished runs are kept and "
         "skipped on a rerun), then write OUT/report.md and PNG learning curves.",
     )

@@ -28,7 +28,8 @@ class EnvConfig:
     id: str = "CartPole-v1"
     """env id (torch-native or registered with gymnasium)"""
     backend: str = "auto"
-    """'torch', 'gymnasium' or 'auto' (torch where available)"""
+    """'torch', 'mujoco', 'warp', 'gymnasium', or 'auto' (torch-native where there is one, then mujoco, else
+    gymnasium; never warp)"""
     episodes: int = 1
     """episodes per member per generation; the member's fitness is their mean return"""
     max_steps: int | None = None
@@ -47,6 +48,9 @@ class RunConfig:
     algo: str = "es"
     """a key of ``neuroevo.algorithms.ALGORITHMS``: 'es', 'ga', 'ars', 'pso', 'de', 'sa', 'hill_climbing', ..."""
     seed: int = 0
+    """the run's seed: the initial parameters, every optimizer draw (``derive_seed(seed, generation)``) and
+    every episode seed follow from it, so the same seed gives the same run, resumed or on any number of
+    workers"""
     device: str | None = None
     """torch device; default the GPU where there is one, else the CPU"""
     generations: int | None = None
@@ -67,7 +71,7 @@ class RunConfig:
     (small CPU batches); the first generation pays seconds of compilation"""
     workers: int = 0
     """Ray worker actors that evaluate the population (0: evaluate in this process); the trajectory is
-    the same for any number (README "Scale out with Ray")"""
+    the same for any number (docs: guides/scale-out.md)"""
     ray_address: str | None = None
     """with workers: the Ray cluster to join, 'auto' (the one started on this machine) or 'HOST:PORT';
     None starts a local Ray instance bound to 127.0.0.1"""

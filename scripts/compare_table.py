@@ -1,6 +1,6 @@
 """Print one markdown table over the committed comparisons (results/compare/*/summary.json): for each task,
 the final return (mean ± std over seeds) and the median env steps / wall time to the threshold of each
-algorithm. README.md's "Evolution vs policy gradients" table is this script's output.
+algorithm. The docs' "Evolution vs policy gradients" table (docs/results/compare.md) is this script's output.
 
     .venv/bin/python scripts/compare_table.py [results/compare/CartPole-v1 ...]
 """

@@ -30,7 +30,9 @@ class ESConfig(NoiseTableConfig):
     momentum: float = 0.9
     """SGD momentum"""
     beta1: float = 0.9
+    """Adam's decay of the gradient's running mean (Kingma and Ba 2015)"""
     beta2: float = 0.999
+    """Adam's decay of the squared gradient's running mean"""
     weight_decay: float = 0.005
     """L2 coefficient: the step follows g - weight_decay * center (the paper's 0.005)"""
 

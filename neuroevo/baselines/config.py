@@ -28,17 +28,25 @@ class PPOConfig:
     n_steps: int = 2048
     """steps per env in each rollout; one update ("generation") takes num_envs * n_steps env steps"""
     batch_size: int = 64
+    """minibatch size of each gradient step"""
     n_epochs: int = 10
+    """passes over each rollout's data per update"""
     gamma: float = 0.99
+    """discount factor"""
     gae_lambda: float = 0.95
+    """lambda of generalized advantage estimation (Schulman et al. 2016)"""
     clip_range: float | str = 0.2
     """a number or ``"lin_X"``, like ``lr``"""
     ent_coef: float = 0.0
+    """weight of the entropy bonus in the loss"""
     vf_coef: float = 0.5
+    """weight of the value-function loss"""
     max_grad_norm: float = 0.5
+    """gradient norm clipping"""
     use_sde: bool = False
     """generalized state-dependent exploration (continuous actions only)"""
     sde_sample_freq: int = -1
+    """with use_sde: resample the exploration noise every this many steps (-1: once per rollout)"""
     normalize: bool = False
     """the Zoo's ``normalize: true``: VecNormalize on observations and rewards (discounted with gamma);
     evaluations see observations normalized with the running statistics and report raw returns"""
@@ -47,7 +55,9 @@ class PPOConfig:
     activation: str = "tanh"
     """'tanh' or 'relu'"""
     log_std_init: float = 0.0
+    """initial log standard deviation of the Gaussian action distribution (continuous actions)"""
     ortho_init: bool = True
+    """orthogonal initialization of the networks' weights (SB3's default)"""
     eval_points: int = 50
     """evaluate the deterministic policy about this many times over the budget (at update boundaries)"""
     threads: int | None = 1
