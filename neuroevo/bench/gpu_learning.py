@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from neuroevo.bench.budget import PartContext
-from neuroevo.bench.gpu_throughput import CPU_FULL_SIZES
+from neuroevo.bench.gpu_throughput import warp_part_runs
 from neuroevo.checkpoint import atomic_save, policy_record, read_policy
 from neuroevo.config import resolve_config
 from neuroevo.envs import make_env
@@ -167,18 +167,8 @@ def _std(values: list[float]) -> float:
 
 def run(ctx: PartContext) -> dict[str, Any]:
     """Part 5's figures: one ``tasks`` row per task trained (its training figures and its ``score``)."""
-    try:
-        from neuroevo.envs.warp import import_warp
-
-        import_warp()
-    except ValueError as err:
-        ctx.note(f"skipped: {err}")
+    if not warp_part_runs(ctx, "a check that the part runs (tiny episodes)"):
         return ctx.figures
-    if not ctx.cuda and not ctx.quick:
-        ctx.note(f"skipped: {CPU_FULL_SIZES}")
-        return ctx.figures
-    if not ctx.cuda:
-        ctx.note("warp on the CPU device: a check that the part runs (tiny episodes), not GPU figures")
     tasks = QUICK_TASKS if ctx.quick else TASKS
     reserve = QUICK_SCORE["reserve_s"] if ctx.quick else SCORE_RESERVE_S
     out = ctx.out if ctx.out is not None else Path("runs")

@@ -212,20 +212,28 @@ def _warp_task(ctx: PartContext, env_id: str, sizes: dict[str, Any], settings: d
                 ctx.record("rows", row)
 
 
-def run_warp(ctx: PartContext) -> dict[str, Any]:
-    """Part 4's figures: ``rows`` as ``neuroevo bench warp``'s (physics limit, warp and mujoco rows per task)."""
+def warp_part_runs(ctx: PartContext, what: str) -> bool:
+    """Whether a MuJoCo Warp part (4, 5) runs here: the warp extra installed, and a CUDA device or ``--quick``
+    (warp's CPU device is too slow for full sizes); notes why not, or that CPU figures are ``what`` only."""
     try:
         from neuroevo.envs.warp import import_warp
 
         import_warp()
     except ValueError as err:
         ctx.note(f"skipped: {err}")
-        return ctx.figures
+        return False
     if not ctx.cuda and not ctx.quick:
         ctx.note(f"skipped: {CPU_FULL_SIZES}")
-        return ctx.figures
+        return False
     if not ctx.cuda:
-        ctx.note("warp on the CPU device: a check that the part runs, not GPU figures")
+        ctx.note(f"warp on the CPU device: {what}, not GPU figures")
+    return True
+
+
+def run_warp(ctx: PartContext) -> dict[str, Any]:
+    """Part 4's figures: ``rows`` as ``neuroevo bench warp``'s (physics limit, warp and mujoco rows per task)."""
+    if not warp_part_runs(ctx, "a check that the part runs"):
+        return ctx.figures
     sizes: dict[str, Any] = QUICK_WARP if ctx.quick else {"popsizes": WARP_POPSIZES, "mujoco_popsize": MUJOCO_POPSIZE,
                                           "max_steps": None, "physics_seconds": PHYSICS_SECONDS, "tasks": WARP_TASKS}
     settings = {"physics_threads": default_threads(), "repeats": 1, "seed": ctx.seed, "max_steps": sizes["max_steps"]}
