@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuroevo.faults import pause_point
 from neuroevo.policies import DeployedPolicy, ModulePolicy, ObsNormalizer, Policy, policy_from_spec
 
 POLICY_FORMAT = "neuroevo-policy/1"
@@ -36,6 +37,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        pause_point(path)  # tests only: a harness may kill the writer here (neuroevo.faults)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
