@@ -7,6 +7,7 @@ import importlib.util
 import gymnasium as gym
 import torch
 
+from neuroevo.envs.atari import AtariVectorEnv, is_atari
 from neuroevo.envs.base import EpisodeState, TorchVectorEnv, VectorEnv
 from neuroevo.envs.check import EnvContractError, EnvContractWarning, check_env
 from neuroevo.envs.classic import TORCH_ENVS
@@ -14,7 +15,7 @@ from neuroevo.envs.gym_backend import GymVectorEnv
 from neuroevo.envs.mujoco import MUJOCO_ENVS
 from neuroevo.envs.warp import WARP_ENVS
 
-BACKENDS = ("auto", "torch", "mujoco", "warp", "gymnasium")
+BACKENDS = ("auto", "torch", "mujoco", "warp", "atari", "gymnasium")
 
 
 def default_device() -> torch.device:
@@ -44,7 +45,8 @@ def _mujoco_available() -> bool:
 
 def resolve_backend(env_id: str, backend: str = "auto") -> str:
     """The backend ``make_env`` uses: for ``"auto"``, torch-native where there is one, then the
-    batched MuJoCo envs (when the mujoco package is installed), else gymnasium."""
+    batched MuJoCo envs (when the mujoco package is installed), ale-py's vector env for ``ALE/...`` ids, else
+    gymnasium."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
@@ -53,6 +55,8 @@ def resolve_backend(env_id: str, backend: str = "auto") -> str:
         return "torch"
     if env_id in MUJOCO_ENVS and _mujoco_available():
         return "mujoco"
+    if is_atari(env_id):
+        return "atari"
     return "gymnasium"
 
 
@@ -77,12 +81,14 @@ def make_env(
             thread pool: Swimmer, Hopper, HalfCheetah, Walker2d, Ant, Humanoid, InvertedPendulum,
             InvertedDoublePendulum, Reacher), ``"warp"`` (the same tasks on MuJoCo Warp, N worlds stepped
             together on ``device``, a GPU or, slowly, the CPU; needs ``pip install 'neuroevo[warp]'``; never
-            picked by ``"auto"``), ``"gymnasium"`` (any registered gymnasium id through
+            picked by ``"auto"``), ``"atari"`` (``ALE/<Game>-v5`` ids from pixels on ale-py's C++ vector env, with
+            the DQN / Deep Neuroevolution preprocessing: :mod:`neuroevo.envs.atari`; needs
+            ``pip install 'neuroevo[atari]'``), ``"gymnasium"`` (any registered gymnasium id through
             ``gymnasium.vector``), or ``"auto"`` (see :func:`resolve_backend`).
         device: where observations, rewards and flags live (and where torch-native envs compute);
             default: the GPU where there is one.
-        num_threads: physics threads of the mujoco backend (default: the cores available; the other
-            backends do not use it).
+        num_threads: physics threads of the mujoco backend, emulator threads of the atari backend (default: the
+            cores available; the other backends do not use it).
         max_episode_steps: the time limit that truncates an episode, for every backend (None: gymnasium's
             registered limit of ``env_id``).
         kwargs: passed to the backend (e.g. ``dtype`` for torch, mujoco and warp envs, ``nconmax`` / ``njmax`` /
@@ -111,6 +117,8 @@ def make_env(
         if env_id not in WARP_ENVS:
             raise ValueError(f"no MuJoCo Warp env {env_id!r}; the warp backend has {', '.join(WARP_ENVS)}")
         return WARP_ENVS[env_id](num_envs, device=device, **kwargs)
+    if backend == "atari":
+        return AtariVectorEnv(env_id, num_envs, device=device, num_threads=num_threads, **kwargs)
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown env id {env_id!r}: neither a torch-native env ({', '.join(TORCH_ENVS)}) "
@@ -120,6 +128,7 @@ def make_env(
 
 
 __all__ = [
+    "AtariVectorEnv",
     "BACKENDS",
     "EnvContractError",
     "EnvContractWarning",

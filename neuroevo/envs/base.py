@@ -5,7 +5,8 @@ Every backend returns a :class:`VectorEnv`: the API of ``gymnasium.vector.Vector
 5-tuple ``step``), with observations, rewards and flags as torch tensors on ``env.device``.
 
 Shapes (N = ``num_envs``):
-    obs: [N, obs_dim] float, reward: [N] float, terminated / truncated: [N] bool,
+    obs: [N, obs_dim] float (uint8 for pixels: the observation space's dtype, the image flattened; the
+    space keeps its shape), reward: [N] float, terminated / truncated: [N] bool,
     actions: [N] int64 for ``Discrete`` spaces, [N, act_dim] float for ``Box`` spaces.
 
 The contract (every backend; :func:`neuroevo.envs.check_env` holds an env to it):
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from gymnasium.vector.utils import batch_space
 
-from neuroevo.seeding import hash_uniform
+from neuroevo.seeding import derive_seed, hash_uniform
 
 #: what ``reset(seed=...)`` takes: an int (env i gets seed + i), N per-env seeds, or None
 Seed = int | list[int] | torch.Tensor | None
@@ -107,6 +108,15 @@ class VectorEnv:
         self._resets = torch.zeros(self.num_envs, dtype=torch.int64, device=device)
         self._reset_once = False
 
+    def episode_seeds(self) -> list[int]:
+        """Per env, the seed of its next episode, for backends that seed an external env at each reset: its own
+        seed for the first episode after seeding, then one derived from (seed, reset count), never the external
+        env's own stream (which may advance at hidden autoresets, making a start state depend on the others)."""
+        return [
+            s if k == 0 else derive_seed(s, k)
+            for s, k in zip(self._seeds.tolist(), self._resets.tolist(), strict=True)
+        ]
+
     def _reset_bookkeeping(self, seed: Seed, options: dict | None) -> tuple[Any, Any]:
         """Reseed (``seed`` given) or advance the reset counters; returns the ``reset_mask`` and
         ``state`` options (or None), refusing any other option."""
@@ -160,23 +170,25 @@ class EpisodeState:
         obs_dim: observation size.
         max_episode_steps: the time limit that truncates an episode (None: none).
         device, dtype: where the state lives and the float dtype of the observations and rewards it returns.
+        obs_dtype: the observations' dtype when it is not ``dtype`` (``torch.uint8`` for pixels).
     """
 
     def __init__(self, num_envs: int, obs_dim: int, max_episode_steps: int | None, device: Device = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, obs_dtype: torch.dtype | None = None):
         device = torch.device(device if device is not None else "cpu")
         self.max_episode_steps = max_episode_steps
         self.dtype = dtype
+        self.obs_dtype = obs_dtype if obs_dtype is not None else dtype
         self.running = torch.zeros(num_envs, dtype=torch.bool, device=device)
         self.terminated = torch.zeros_like(self.running)
         self.truncated = torch.zeros_like(self.running)
         self.elapsed = torch.zeros(num_envs, dtype=torch.int64, device=device)
-        self.obs = torch.zeros(num_envs, obs_dim, dtype=dtype, device=device)
+        self.obs = torch.zeros(num_envs, obs_dim, dtype=self.obs_dtype, device=device)
 
     def reset(self, mask: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor:
         """Start new episodes in the envs of ``mask`` [N] bool (None: all) from observations ``obs`` [N, obs_dim]
         (rows outside the mask are ignored); returns every env's observation [N, obs_dim]."""
-        obs = obs.to(device=self.obs.device, dtype=self.dtype)
+        obs = obs.to(device=self.obs.device, dtype=self.obs_dtype)
         if mask is None:
             mask = torch.ones_like(self.running)
         self.obs = torch.where(mask[:, None], obs, self.obs)
@@ -198,7 +210,7 @@ class EpisodeState:
         for every env; optionally ``truncated`` [N] bool (an env that truncates itself, besides the time limit
         counted here) and ``diverged`` [N] bool (a physics divergence: reward NaN and the episode terminates, so
         the member ranks last). Envs whose episodes had ended keep their last observation, reward 0 and their
-        flags. Returns (obs, reward, terminated, truncated), the first two in ``dtype``."""
+        flags. Returns (obs, reward, terminated, truncated): obs in ``obs_dtype``, reward in ``dtype``."""
         running = self.running
         reward = torch.where(running, reward, 0.0)
         terminated = running & terminated
@@ -211,7 +223,7 @@ class EpisodeState:
             self.truncated = self.truncated | (running & truncated)
         if self.max_episode_steps is not None:
             self.truncated = self.truncated | (running & (self.elapsed >= self.max_episode_steps))
-        self.obs = torch.where(running[:, None], obs.to(self.dtype), self.obs)
+        self.obs = torch.where(running[:, None], obs.to(self.obs_dtype), self.obs)
         self.running = running & ~(self.terminated | self.truncated)
         return self.obs, reward.to(self.dtype), self.terminated, self.truncated
 

@@ -25,6 +25,10 @@ AFTER_RESET_STEPS = 2
 NAN_STEPS = 3
 
 
+#: integer observation dtypes an env may return as they are (pixels), numpy's name -> torch's
+_TORCH_DTYPES = {"uint8": torch.uint8, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32}
+
+
 class EnvContractError(AssertionError):
     """An env breaks the batched-env contract; the message names the env and what is wrong."""
 
@@ -42,7 +46,8 @@ def check_env(env: VectorEnv, *, steps: int = 64, seed: int = 0, fresh: bool = T
       ``observation_space`` / ``action_space`` those batched over ``num_envs``, ``obs_dim`` their size.
     - **step before reset** raises ``RuntimeError`` (only when ``fresh``).
     - **returns**: ``reset`` gives (obs [N, obs_dim] float, dict); every ``step`` the 5-tuple obs [N, obs_dim]
-      float, reward [N] float, terminated [N] bool, truncated [N] bool, dict; all tensors on ``env.device``.
+      float (or the observation space's integer dtype: uint8 pixels), reward [N] float, terminated [N] bool,
+      truncated [N] bool, dict; all tensors on ``env.device``.
     - **seeds**: ``reset(seed=s)`` twice and the same actions give identical obs, rewards and flags;
       ``reset(seed=s)`` is ``reset(seed=[s, s + 1, ...])``; permuting a seed tensor across the slots
       permutes the start observations (a start state is a function of its seed, not of its slot).
@@ -140,7 +145,12 @@ class _Checker:
     def check_tensor(self, t: Any, what: str, shape: tuple, kind: str) -> torch.Tensor:
         if not isinstance(t, torch.Tensor):
             self.fail(f"{what} must be a torch.Tensor, got {type(t).__name__}")
-        ok = t.is_floating_point() if kind == "float" else t.dtype == torch.bool
+        if kind == "obs":  # float, or the observation space's own integer dtype (uint8 pixels)
+            space_dtype = np.dtype(self.env.single_observation_space.dtype)
+            ok = t.is_floating_point() or t.dtype == _TORCH_DTYPES.get(space_dtype.name)
+            kind = "float" if space_dtype.kind == "f" else f"float or {space_dtype.name}"
+        else:
+            ok = t.is_floating_point() if kind == "float" else t.dtype == torch.bool
         if not ok:
             self.fail(f"{what} must be a {kind} tensor, got {t.dtype}")
         if tuple(t.shape) != shape:
@@ -156,7 +166,7 @@ class _Checker:
         obs, info = out
         if not isinstance(info, dict):
             self.fail(f"{what} must return a dict info, got {type(info).__name__}")
-        return self.check_tensor(obs, f"{what}'s obs", (self.num_envs, self.env.obs_dim), "float")
+        return self.check_tensor(obs, f"{what}'s obs", (self.num_envs, self.env.obs_dim), "obs")
 
     def step(self, actions: torch.Tensor, what: str) -> _Step:
         out = self.env.step(actions)
@@ -167,7 +177,7 @@ class _Checker:
             self.fail(f"{what} must return a dict info, got {type(info).__name__}")
         n = self.num_envs
         return _Step(
-            self.check_tensor(obs, f"{what}'s obs", (n, self.env.obs_dim), "float"),
+            self.check_tensor(obs, f"{what}'s obs", (n, self.env.obs_dim), "obs"),
             self.check_tensor(reward, f"{what}'s reward", (n,), "float"),
             self.check_tensor(terminated, f"{what}'s terminated", (n,), "bool"),
             self.check_tensor(truncated, f"{what}'s truncated", (n,), "bool"),

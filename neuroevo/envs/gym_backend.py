@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from neuroevo.envs.atari import ATARI_SETTINGS, DEFAULT_MAX_FRAMES, gymnasium_reference, is_atari
 from neuroevo.envs.base import EpisodeState, VectorEnv, as_mask, seeds_tensor
-from neuroevo.seeding import derive_seed
 
 
 class GymVectorEnv(VectorEnv):
@@ -36,7 +36,8 @@ class GymVectorEnv(VectorEnv):
         device: where the returned tensors live (gymnasium computes on the CPU in numpy).
         vectorization_mode: ``"sync"`` or ``"async"`` (gymnasium's).
         max_episode_steps: the time limit (None: the registered one).
-        kwargs: the env's own constructor arguments.
+        kwargs: the env's own constructor arguments; for ``ALE/...`` ids the atari backend's preprocessing
+            settings (:data:`neuroevo.envs.atari.ATARI_SETTINGS`), applied as gymnasium's wrappers.
     """
 
     def __init__(
@@ -52,14 +53,23 @@ class GymVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = int(max_episode_steps)  # gym.make's own argument: its TimeLimit
+        wrappers, atari = None, {}
+        if is_atari(env_id):  # the atari backend's preprocessing, as gymnasium's wrappers
+            atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}
+            made, wrappers = gymnasium_reference(env_id, **atari)
+            kwargs.update(made)
         try:
-            self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, **kwargs)
+            self.env = gym.make_vec(
+                env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, wrappers=wrappers, **kwargs
+            )
         except gym.error.Error as err:
             raise ValueError(f"unknown env id {env_id!r}: {err}") from None
         self.spec_id = env_id
         self.num_envs = int(num_envs)
         self.device = torch.device(device if device is not None else "cpu")
-        if max_episode_steps is None:
+        if max_episode_steps is None and wrappers is not None:  # ale-py's cap of 108,000 frames, in agent steps
+            max_episode_steps = DEFAULT_MAX_FRAMES // atari.get("frame_skip", 4)
+        elif max_episode_steps is None:
             max_episode_steps = gym.spec(env_id).max_episode_steps
         self.max_episode_steps = max_episode_steps
         self.metadata = {**self.env.metadata, "autoreset_mode": gym.vector.AutoresetMode.DISABLED}
@@ -80,14 +90,6 @@ class GymVectorEnv(VectorEnv):
     def _tensor(self, array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=dtype)
 
-    def _episode_seeds(self) -> list[int]:
-        """Per env, the seed of its next episode: its own seed for the first episode after seeding,
-        then one derived from (seed, reset count)."""
-        return [
-            s if k == 0 else derive_seed(s, k)
-            for s, k in zip(self._seeds.tolist(), self._resets.tolist(), strict=True)
-        ]
-
     def reset(self, *, seed=None, options=None):
         options = dict(options or {})
         mask = as_mask(options.pop("reset_mask", None), self.num_envs, "cpu")
@@ -105,7 +107,7 @@ class GymVectorEnv(VectorEnv):
         if mask is not None:
             options["reset_mask"] = mask.numpy()
         # gymnasium's vector envs take a seed per env, though VectorEnv.reset's annotation says int | None
-        obs, info = self.env.reset(seed=self._episode_seeds(), options=options or None)  # type: ignore[arg-type]
+        obs, info = self.env.reset(seed=self.episode_seeds(), options=options or None)  # type: ignore[arg-type]
         obs = self.episodes.reset(mask, self._tensor(obs).reshape(self.num_envs, -1))
         return obs.to(self.device), info
 
