@@ -78,8 +78,10 @@ class RunConfig:
     ray_dashboard: bool = False
     """start the local Ray instance's dashboard (on 127.0.0.1)"""
     shard_size: int | None = None
-    """members per shard of distributed evaluation (default ceil(popsize / 32): set by the population,
-    not by the number of workers, so that results do not depend on it)"""
+    """members evaluated together: per shard of distributed evaluation (default ceil(popsize / 32): set by the
+    population, not by the number of workers, so that results do not depend on it); without workers, members
+    evaluated at a time, their rows built when their turn comes (default: the whole population at once; set it
+    when [popsize, D] parameters do not fit in memory). Fitness values do not depend on it."""
 
 
 def _algorithm_sections() -> dict[str, Any]:

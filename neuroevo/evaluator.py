@@ -13,6 +13,8 @@ noise offsets: what travels to Ray workers) or a params tensor [P, D].
 from __future__ import annotations
 
 import abc
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +23,38 @@ import torch
 
 from neuroevo.algorithms import NoiseTable, Optimizer, Population, materialize
 from neuroevo.envs import VectorEnv, make_env
-from neuroevo.policies import Policy
+from neuroevo.policies import ObsNormalizer, Policy
 from neuroevo.rollout import EvalSettings, Evaluation, rollout
 
+#: default number of shards per generation on Ray (more than workers: free workers take the next shard)
+DEFAULT_SHARDS = 32
+
+
+def shard_bounds(popsize: int, shard_size: int | None = None) -> list[tuple[int, int]]:
+    """Member ranges [(start, stop)] covering [0, popsize): ``shard_size`` each (default
+    ``ceil(popsize / DEFAULT_SHARDS)``), the last one shorter."""
+    size = shard_size or math.ceil(popsize / DEFAULT_SHARDS)
+    return [(start, min(start + size, popsize)) for start in range(0, popsize, size)]
+
+
+def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
+    """Shard evaluations, in shard order, as one :class:`Evaluation` (on the CPU); observation
+    statistics merge with :meth:`ObsNormalizer.merge`, in the same order every time."""
+    obs_stats = None
+    if results[0].obs_stats is not None:
+        merged = ObsNormalizer(obs_dim)
+        for result in results:
+            if result.obs_stats is not None:
+                merged.merge(result.obs_stats)
+        obs_stats = merged.stats()
+    return Evaluation(
+        returns=torch.cat([r.returns for r in results]),
+        episode_returns=torch.cat([r.episode_returns for r in results]),
+        episode_lengths=torch.cat([r.episode_lengths for r in results]),
+        env_steps=sum(r.env_steps for r in results),
+        obs_stats=obs_stats,
+        nonfinite_episodes=sum(r.nonfinite_episodes for r in results),
+    )
 
 @dataclass(frozen=True)
 class EnvFactory:
@@ -85,11 +116,18 @@ class LocalEvaluator(Evaluator):
     Args:
         policy: the policy architecture.
         envs: ``envs(num_envs)`` makes the batched envs (an :class:`EnvFactory`, or any such callable).
+        shard_size: evaluate this many members at a time (None: the whole population at once). For populations
+            whose [P, D] parameters, or P x episodes envs, do not fit in memory (e.g. the Deep Neuroevolution
+            GA's 1,000 Atari networks): each shard's rows are built from the compact population when its turn
+            comes, with the members' own episode seeds, so the fitness values are the same as in one piece.
     """
 
-    def __init__(self, policy: Policy, envs: Callable[[int], VectorEnv]):
+    def __init__(self, policy: Policy, envs: Callable[[int], VectorEnv], shard_size: int | None = None):
+        if shard_size is not None and shard_size <= 0:
+            raise ValueError(f"shard_size must be positive (or None: the whole population at once), got {shard_size}")
         self.policy = policy
         self.envs = envs
+        self.shard_size = shard_size
         self.last_metrics: dict[str, float] = {}
         self._envs: dict[int, VectorEnv] = {}
         self._noise: dict[tuple[int, int, torch.device], NoiseTable] = {}
@@ -120,8 +158,17 @@ class LocalEvaluator(Evaluator):
     def evaluate(
         self, population: Population | torch.Tensor, settings: EvalSettings, optimizer: Optimizer | None = None
     ) -> Evaluation:
-        params = self.members(population, optimizer)
-        return rollout(self.policy, params, self.env(params.shape[0] * settings.episodes), settings)
+        popsize = len(population)
+        if self.shard_size is None or self.shard_size >= popsize:
+            params = self.members(population, optimizer)
+            return rollout(self.policy, params, self.env(popsize * settings.episodes), settings)
+        seeds = settings.seeds(popsize)
+        results = []
+        for start, stop in shard_bounds(popsize, self.shard_size):
+            params = self.members(population, optimizer, start, stop)
+            shard = dataclasses.replace(settings, seed=seeds[start:stop])
+            results.append(rollout(self.policy, params, self.env((stop - start) * settings.episodes), shard))
+        return combine(results, self.policy.obs_dim)
 
     def problem_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -145,17 +192,18 @@ def make_evaluator(
     include_dashboard: bool = False,
     shard_size: int | None = None,
 ) -> Evaluator:
-    """The evaluator a run asks for: a :class:`LocalEvaluator` for ``workers=0``, else a
-    :class:`~neuroevo.distributed.RayEvaluator` on that many Ray workers, with its ``address``,
-    ``include_dashboard`` and ``shard_size`` (unused here)."""
+    """The evaluator a run asks for: a :class:`LocalEvaluator` for ``workers=0`` (evaluating ``shard_size``
+    members at a time, or all at once), else a :class:`~neuroevo.distributed.RayEvaluator` on that many Ray
+    workers, with its ``address``, ``include_dashboard`` and ``shard_size``."""
     if workers < 0:
         raise ValueError(f"workers must be 0 (evaluate in this process) or more, got {workers}")
     if workers == 0:
-        return LocalEvaluator(policy, envs)
+        return LocalEvaluator(policy, envs, shard_size)
     from neuroevo.distributed import RayEvaluator  # Ray is imported only when workers are asked for
 
     return RayEvaluator(policy, envs, workers, address=address, include_dashboard=include_dashboard,
                         shard_size=shard_size)
 
 
-__all__ = ["EnvFactory", "EvalSettings", "Evaluation", "Evaluator", "LocalEvaluator", "make_evaluator"]
+__all__ = ["DEFAULT_SHARDS", "EnvFactory", "EvalSettings", "Evaluation", "Evaluator", "LocalEvaluator", "combine",
+           "make_evaluator", "shard_bounds"]

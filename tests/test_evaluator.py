@@ -39,6 +39,22 @@ def test_a_population_with_or_without_its_optimizer_and_its_rows_evaluate_alike(
         assert list(evaluator._envs) == [12]  # one env per population size, made once
 
 
+def test_shards_of_the_population_evaluate_like_the_whole():
+    """shard_size: members evaluated a few at a time, rows built per shard, with their own episode seeds."""
+    opt = _ga()
+    population = opt.ask_population()
+    settings = EvalSettings(episodes=2, max_steps=50, seed=4, collect_obs_stats=True)
+    with LocalEvaluator(POLICY, EnvFactory("CartPole-v1", device="cpu")) as whole:
+        reference = whole.evaluate(population, settings, opt)
+    with LocalEvaluator(POLICY, EnvFactory("CartPole-v1", device="cpu"), shard_size=4) as sharded:
+        result = sharded.evaluate(population, settings, opt)
+        assert sorted(sharded._envs) == [4, 8]  # shards of 4 and 2 members, 2 episodes each
+    _same(result, reference)
+    torch.testing.assert_close(result.obs_stats[1], reference.obs_stats[1], rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="shard_size must be positive"):
+        LocalEvaluator(POLICY, EnvFactory("CartPole-v1"), shard_size=0)
+
+
 def test_settings_refuse_bad_input_with_one_line():
     with pytest.raises(ValueError, match="episodes must be positive"):
         EvalSettings(episodes=0)

@@ -6,57 +6,133 @@ Each generation, truncation selection keeps the top T members (``truncation``) a
 member is a uniformly chosen parent plus Gaussian mutation, child = parent + sigma * eps, eps from the
 shared noise table (so a child is named by (parent, offset)). No crossover.
 
-Elitism with re-evaluation: the paper re-evaluates its top candidates on extra episodes to pick the
-elite, because one noisy episode over-rates lucky members. Here the top ``num_elites`` members are
-carried unmutated into the next generation, where they are evaluated again with fresh episodes; a
-carried member's fitness is the mean over all its evaluations so far. The elite (``center``) is the
-carried member with the best such mean, and it is what the GA returns as its solution.
+Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates) is stored as its
+lineage, the list of (noise offset, sigma) of the mutations that made it from the starting point, and its
+parameters are rebuilt from that on demand (:class:`Lineages`). A checkpoint, and a Ray worker's full sync,
+hold one D-vector (the starting point) plus O(members x generations) numbers, whatever D is.
+
+Two rules choose the elite, the member carried unmutated and returned as the solution, because one noisy
+episode over-rates lucky members:
+
+- ``elite_episodes = 0`` (default): the top ``num_elites`` members are carried unmutated into the next
+  generation, where they are evaluated again with fresh episodes; a carried member's fitness is the mean over
+  all its evaluations so far. The elite is the carried member with the best such mean.
+- ``elite_episodes = E > 0`` (the paper's rule; the Atari cards' default): the top ``num_elites`` members
+  (the paper's 10 candidates) are each evaluated on E more episodes (the paper's 30), as E copies of each
+  appended to the next generation's population (so ``len(ask())`` is popsize + num_elites x E); the candidate
+  with the best mean becomes the elite and joins the generation after that, unmutated, as its first member.
+  One difference from the paper's timeline: the validation runs alongside the next generation instead of
+  between the two, so the elite enters one generation later; the episodes spent are the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer
+from neuroevo.algorithms.noise import NoiseTable
+from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer, Population
 
 
 @dataclass
 class GAConfig(NoiseTableConfig):
     popsize: int = 256
-    """members per generation, elites included"""
+    """members per generation, elites included (the elite-validation copies of ``elite_episodes`` come on top)"""
     sigma: float = 0.002
     """mutation power: standard deviation of the Gaussian mutation (the paper's 0.002 for Atari)"""
     truncation: int = 20
     """T: the top members that become parents"""
     num_elites: int = 10
-    """top members carried unmutated and re-evaluated each generation (the paper's 10 candidates)"""
+    """top members that compete for the elite: carried and re-evaluated each generation (``elite_episodes``
+    0), or evaluated on ``elite_episodes`` extra episodes each (the paper's 10 candidates)"""
+    elite_episodes: int = 0
+    """0: elites are carried and re-evaluated with fresh episodes every generation; E > 0: the paper's rule,
+    each of the top ``num_elites`` evaluated on E extra episodes (the paper's 30) and the best carried"""
+
+
+@dataclass
+class Lineages:
+    """Members named by the mutations that made them: row b is ``root + s_0 eps_0 + s_1 eps_1 + ...`` over the
+    (offset, sigma) pairs of ``offsets[b]`` / ``sigmas[b]`` (padded with offset -1), added in that order, which
+    rebuilds exactly the floats the GA computed generation by generation.
+
+    offsets: [B, L] int64; sigmas: [B, L] float64 (each mutation's sigma as the Python float it was).
+    """
+
+    offsets: torch.Tensor
+    sigmas: torch.Tensor
+
+    @classmethod
+    def roots(cls, n: int) -> Lineages:
+        """``n`` members that are the starting point itself."""
+        return cls(torch.zeros(n, 0, dtype=torch.int64), torch.zeros(n, 0, dtype=torch.float64))
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0]
+
+    def select(self, index: torch.Tensor) -> Lineages:
+        return Lineages(self.offsets[index], self.sigmas[index])
+
+    @classmethod
+    def of_members(cls, population: Population, index: torch.Tensor, bases: Lineages) -> Lineages:
+        """The lineages of members ``index`` of ``population``, whose base rows have lineages ``bases``: the
+        base's, plus the member's own mutation where it has one (sign != 0)."""
+        parent = bases.select(population.base_index[index])
+        mutated = population.signs[index] != 0
+        offsets = torch.cat([parent.offsets, torch.where(mutated, population.offsets[index], -1)[:, None]], 1)
+        sigmas = torch.cat([parent.sigmas, torch.full((len(index), 1), float(population.sigma),
+                                                      dtype=torch.float64)], 1)
+        # unmutated members keep their lineage: move the -1 padding to the end and drop all-padding columns
+        order = (offsets < 0).to(torch.int8).argsort(dim=1, stable=True)
+        offsets, sigmas = offsets.gather(1, order), sigmas.gather(1, order)
+        keep = int((offsets >= 0).sum(1).max()) if offsets.numel() else 0
+        return cls(offsets[:, :keep].contiguous(), sigmas[:, :keep].contiguous())
+
+    def rows(self, root: torch.Tensor, noise: NoiseTable) -> torch.Tensor:
+        """The members' parameters [B, D], rebuilt from ``root`` [D] with ``noise``."""
+        dim = root.numel()
+        rows = root[None].expand(len(self), dim).clone()
+        for k in range(self.offsets.shape[1]):
+            active = self.offsets[:, k] >= 0
+            eps = noise.get(self.offsets[:, k].clamp_min(0), dim)
+            step = eps * self.sigmas[:, k].to(device=eps.device, dtype=eps.dtype)[:, None]
+            rows = torch.where(active.to(rows.device)[:, None], rows + step, rows)
+        return rows
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"offsets": self.offsets.clone(), "sigmas": self.sigmas.clone()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Lineages:
+        return cls(state["offsets"].cpu().to(torch.int64), state["sigmas"].cpu().to(torch.float64))
 
 
 class GA(NoiseTableOptimizer):
-    """Truncation-selection GA with Gaussian mutation and re-evaluated elites.
+    """Truncation-selection GA with Gaussian mutation, compact genomes and re-evaluated elites.
 
-    The population is never stored: it is the elites [C, D] followed by children named by
-    (parent index, noise offset) into the parents [T, D], drawn in ``ask`` from the generation's own
-    random stream (:class:`~neuroevo.algorithms.base.Population`). A checkpoint carries (C + T) x D floats,
-    not P x D.
+    The population is never stored: it is the carried elites followed by children named by (parent index,
+    noise offset) into the parents, drawn in ``ask`` from the generation's own random stream
+    (:class:`~neuroevo.algorithms.population.Population`); with ``elite_episodes`` the candidates' validation
+    copies follow. The rows of elites, parents and candidates are kept in memory for speed, and rebuilt from
+    their lineages after a ``load_state_dict``.
     """
 
     config_class = GAConfig
     name = "GA"
-    _state_keys = ("elites", "parent_params", "elite_sum", "elite_count")
+    _state_keys = ("root", "elite_sum", "elite_count")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
         # Generation 0: the starting point itself, and mutants of it. It is not a re-evaluated elite
         # (elite_count is empty until generation 0 is told).
-        self.elites = self.center[None].clone()
-        self.parent_params = self.center[None].clone()
+        self.root = self.center.clone()
+        self.elites, self.parents, self.candidates = Lineages.roots(1), Lineages.roots(1), Lineages.roots(1)
+        self._cache_rows()
         self.elite_sum = torch.zeros(0, device=self.device)
         self.elite_count = torch.zeros(0, device=self.device)
-        self.parents = torch.empty(0, dtype=torch.int64)
-        self.offsets = torch.empty(0, dtype=torch.int64)
+        self._asked: tuple[Population, Lineages] | None = None
 
     def _validate_config(self):
         super()._validate_config()
@@ -65,36 +141,114 @@ class GA(NoiseTableOptimizer):
             raise ValueError(f"GA: truncation must be in [1, popsize={c.popsize}], got {c.truncation}")
         if not 0 <= c.num_elites < c.popsize:
             raise ValueError(f"GA: num_elites must be in [0, popsize={c.popsize}), got {c.num_elites}")
+        if c.elite_episodes < 0:
+            raise ValueError(f"GA: elite_episodes must be 0 (re-evaluated elites) or more, got {c.elite_episodes}")
+        if c.elite_episodes and not c.num_elites:
+            raise ValueError("GA: elite_episodes needs num_elites >= 1 candidates to evaluate")
+
+    @property
+    def popsize(self) -> int:
+        """Members per ``ask``: ``popsize``, plus num_elites x elite_episodes validation copies."""
+        c = self.config
+        return c.popsize + (c.num_elites * c.elite_episodes if c.elite_episodes else 0)
+
+    def _cache_rows(self) -> None:
+        self.elite_params = self.elites.rows(self.root, self.noise)
+        self.parent_params = self.parents.rows(self.root, self.noise)
+        self.candidate_params = self.candidates.rows(self.root, self.noise)
 
     def _ask(self):
-        carried = self.elites.shape[0]
-        n_children = self.popsize - carried
-        self.parents = torch.randint(0, self.parent_params.shape[0], (n_children,), generator=self.generator)
-        self.offsets = self.noise.sample_offsets(n_children, self.num_params, self.generator)
-        # Bases: the elites, carried unmutated (sign 0), then the parents the children mutate.
-        zeros = torch.zeros(carried, dtype=torch.int64)
-        return self._population(
-            torch.cat([self.elites, self.parent_params]),
-            torch.cat([torch.arange(carried), carried + self.parents]),
-            torch.cat([zeros, self.offsets]),
-            torch.cat([zeros, torch.ones(n_children, dtype=torch.int64)]),
+        c = self.config
+        carried = len(self.elites)
+        n_children = c.popsize - carried
+        parents = torch.randint(0, len(self.parents), (n_children,), generator=self.generator)
+        offsets = self.noise.sample_offsets(n_children, self.num_params, self.generator)
+        # Bases: the elites, carried unmutated (sign 0), the parents the children mutate, then the candidates
+        # (validation copies, unmutated; none under the re-evaluation rule)
+        copies = c.num_elites * c.elite_episodes if c.elite_episodes else 0
+        candidate_index = torch.arange(copies) // max(c.elite_episodes, 1) % len(self.candidates)
+        bases = [self.elite_params, self.parent_params] + ([self.candidate_params] if copies else [])
+        lineages = [self.elites, self.parents] + ([self.candidates] if copies else [])
+        first_candidate = carried + len(self.parents)
+        unmutated = torch.zeros(carried, dtype=torch.int64)
+        population = self._population(
+            torch.cat(bases),
+            torch.cat([torch.arange(carried), carried + parents, first_candidate + candidate_index]),
+            torch.cat([unmutated, offsets, torch.zeros(copies, dtype=torch.int64)]),
+            torch.cat([unmutated, torch.ones(n_children, dtype=torch.int64), torch.zeros(copies, dtype=torch.int64)]),
         )
+        self._asked = (population, Lineages(torch.cat([x.offsets for x in _padded(lineages)]),
+                                            torch.cat([x.sigmas for x in _padded(lineages)])))
+        return population
 
     def _tell(self, params, fitness):
         c = self.config
+        if self._asked is None:
+            raise RuntimeError("GA.tell() called without a preceding ask()")
+        population, base_lineages = self._asked
+        self._asked = None
+        members = c.popsize  # elites and children; validation copies after them
         carried = self.elite_count.numel()
-        total = fitness.clone()
-        count = torch.ones_like(fitness)
+        total = fitness[:members].clone()
+        count = torch.ones_like(total)
         total[:carried] += self.elite_sum
         count[:carried] += self.elite_count
         mean = total / count  # re-evaluated elites: mean over all their evaluations
-
         order = mean.argsort(descending=True)
-        elite = int(mean[:carried].argmax()) if carried else int(order[0])
-        self.center = params[elite].clone()
         top = order[: c.num_elites]
-        self.elites = params[top].clone()
-        self.elite_sum = total[top]
-        self.elite_count = count[top]
+
+        def lineage(index: torch.Tensor) -> Lineages:
+            return Lineages.of_members(population, index.cpu(), base_lineages)
+
+        metrics: dict[str, float] = {}
+        if c.elite_episodes:
+            validation = fitness[members:].reshape(c.num_elites, c.elite_episodes).mean(1)
+            candidates = len(self.candidates)
+            best = int(validation[:candidates].argmax())
+            elite_member = members + best * c.elite_episodes  # the first validation copy of the best candidate
+            self.elites = lineage(torch.tensor([elite_member]))
+            self.elite_params = params[[elite_member]].clone()
+            self.center = self.elite_params[0].clone()
+            self.candidates = lineage(top)
+            self.candidate_params = params[top].clone()
+            metrics = {"train/elite_fitness": float(validation[best]),
+                       "train/elite_evaluations": float(c.elite_episodes)}
+        else:
+            elite = int(mean[:carried].argmax()) if carried else int(order[0])
+            self.center = params[elite].clone()
+            self.elites = lineage(top)
+            self.elite_params = params[top].clone()
+            self.elite_sum = total[top]
+            self.elite_count = count[top]
+            metrics = {"train/elite_fitness": float(mean[elite]), "train/elite_evaluations": float(count[elite])}
+        self.parents = lineage(order[: c.truncation])
         self.parent_params = params[order[: c.truncation]].clone()
-        return {"train/elite_fitness": float(mean[elite]), "train/elite_evaluations": float(count[elite])}
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(elites=self.elites.state(), parents=self.parents.state(), candidates=self.candidates.state())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("elites", "parents", "candidates", "root"):
+            if state.get("name") == self.name and not isinstance(state.get(key), dict | torch.Tensor):
+                raise ValueError(f"GA state has no lineage {key!r}: written by an older neuroevo, which stored the "
+                                 "elites as parameter rows; continue that run with the neuroevo that wrote it")
+        super().load_state_dict(state)
+        self.elites = Lineages.from_state(state["elites"])
+        self.parents = Lineages.from_state(state["parents"])
+        self.candidates = Lineages.from_state(state["candidates"])
+        self._asked = None
+        self._cache_rows()
+
+
+def _padded(lineages: list[Lineages]) -> list[Lineages]:
+    """The lineages padded (offset -1) to one length, so that they stack."""
+    length = max(x.offsets.shape[1] for x in lineages)
+    out = []
+    for x in lineages:
+        pad = length - x.offsets.shape[1]
+        out.append(Lineages(torch.nn.functional.pad(x.offsets, (0, pad), value=-1),
+                            torch.nn.functional.pad(x.sigmas, (0, pad), value=0.0)))
+    return out

@@ -7,6 +7,7 @@ only when a cluster is asked for.
 """
 
 from neuroevo.distributed.cluster import connect
-from neuroevo.distributed.evaluator import DEFAULT_SHARDS, RayEvaluator, WorkersLost, combine, shard_bounds
+from neuroevo.distributed.evaluator import RayEvaluator, WorkersLost
+from neuroevo.evaluator import DEFAULT_SHARDS, combine, shard_bounds
 
 __all__ = ["DEFAULT_SHARDS", "RayEvaluator", "WorkersLost", "combine", "connect", "shard_bounds"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,45 +38,16 @@ from neuroevo.distributed.worker import (
     population_digest,
     unpack,
 )
-from neuroevo.evaluator import EnvFactory, Evaluator
-from neuroevo.policies import ObsNormalizer, Policy
+from neuroevo.evaluator import EnvFactory, Evaluator, combine, shard_bounds
+from neuroevo.policies import Policy
 from neuroevo.rollout import EvalSettings, Evaluation
 
-#: default number of shards per generation (more than workers: free workers take the next shard)
-DEFAULT_SHARDS = 32
 #: generations of fitness the driver keeps to bring a worker's replica up to date without a Sync
 HISTORY = 8
 
 
 class WorkersLost(RuntimeError):
     """Every Ray worker is gone (and none could be started): the generation cannot finish."""
-
-
-def shard_bounds(popsize: int, shard_size: int | None = None) -> list[tuple[int, int]]:
-    """Member ranges [(start, stop)] covering [0, popsize): ``shard_size`` each (default
-    ``ceil(popsize / DEFAULT_SHARDS)``), the last one shorter."""
-    size = shard_size or math.ceil(popsize / DEFAULT_SHARDS)
-    return [(start, min(start + size, popsize)) for start in range(0, popsize, size)]
-
-
-def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
-    """Shard evaluations, in shard order, as one :class:`Evaluation` (on the CPU); observation
-    statistics merge with :meth:`ObsNormalizer.merge`, in the same order every time."""
-    obs_stats = None
-    if results[0].obs_stats is not None:
-        merged = ObsNormalizer(obs_dim)
-        for result in results:
-            if result.obs_stats is not None:
-                merged.merge(result.obs_stats)
-        obs_stats = merged.stats()
-    return Evaluation(
-        returns=torch.cat([r.returns for r in results]),
-        episode_returns=torch.cat([r.episode_returns for r in results]),
-        episode_lengths=torch.cat([r.episode_lengths for r in results]),
-        env_steps=sum(r.env_steps for r in results),
-        obs_stats=obs_stats,
-        nonfinite_episodes=sum(r.nonfinite_episodes for r in results),
-    )
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 import torch
 from objectives import rastrigin, run, sphere  # tests/algorithms/objectives.py
 
-from neuroevo.algorithms import ALGORITHMS, ARS, ES, GA, NoiseTable, centered_ranks, make_optimizer
+from neuroevo.algorithms import ALGORITHMS, ARS, ES, GA, NoiseTable, centered_ranks, make_optimizer, materialize
 
 
 class _Small(dict):
@@ -207,6 +207,7 @@ def test_members_are_regenerated_from_their_offsets():
     first = ga.ask()
     ga.tell(sphere(first))
     parents = first[sphere(first).argsort(descending=True)[:2]]
-    children = ga.ask()[1:]
-    expected = parents[ga.parents] + 0.3 * NoiseTable(0, ga.config.noise_size).get(ga.offsets, 9)
-    torch.testing.assert_close(children, expected)
+    population = ga.ask_population()  # the elite (base 0), then children of parents 1 and 2
+    children = materialize(population, NoiseTable(0, ga.config.noise_size))[1:]
+    eps = NoiseTable(0, ga.config.noise_size).get(population.offsets[1:], 9)
+    torch.testing.assert_close(children, parents[population.base_index[1:] - 1] + 0.3 * eps)

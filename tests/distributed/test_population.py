@@ -71,9 +71,13 @@ def test_ga_population_names_elites_and_children_by_parent_and_offset():
     assert population.bases.shape == (2 + 4, 20)  # elites, then parents: once per generation
     assert population.signs[:2].tolist() == [0, 0] and bool((population.signs[2:] == 1).all())
     rows = materialize(population, ga.noise)
-    assert torch.equal(rows[:2], ga.elites)
-    child = ga.parent_params[ga.parents[0]] + ga.config.sigma * ga.noise.get(ga.offsets[:1], 20)[0]
+    assert torch.equal(rows[:2], ga.elite_params)
+    parent = ga.parent_params[population.base_index[2] - 2]
+    child = parent + ga.config.sigma * ga.noise.get(population.offsets[2:3], 20)[0]
     assert torch.equal(rows[2], child)
+    # the elites and parents kept as rows are exactly their lineages rebuilt from the starting point
+    assert torch.equal(ga.elites.rows(ga.root, ga.noise), ga.elite_params)
+    assert torch.equal(ga.parents.rows(ga.root, ga.noise), ga.parent_params)
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))

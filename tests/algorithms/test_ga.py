@@ -1,0 +1,78 @@
+"""The GA's compact genomes (lineages of noise offsets, as in Such et al. 2017) and the paper's elite rule
+(candidates evaluated on extra episodes)."""
+
+import io
+
+import torch
+from objectives import run, sphere  # tests/algorithms/objectives.py
+
+from neuroevo.algorithms import GA
+from neuroevo.algorithms.ga import Lineages
+
+
+def _state_bytes(opt: GA, skip=("root", "center", "best", "m", "v")) -> int:
+    """Bytes of the state besides the D-vectors (starting point, center, best)."""
+    state = {k: v for k, v in opt.state_dict().items() if k not in skip}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.tell()
+
+
+def test_checkpoint_size_does_not_grow_with_the_parameter_count():
+    """(C + T) x D floats before; now lineages of O((C + T) x generations) numbers whatever D is."""
+    sizes = []
+    for dim in (100, 100_000):
+        ga = GA(torch.zeros(dim), popsize=16, truncation=4, num_elites=2, noise_size=4 * dim + 1000, seed=3)
+        run(ga, lambda x: -(x[:, :5] - 1).pow(2).sum(-1), 4)
+        sizes.append(_state_bytes(ga))
+    assert sizes[0] == sizes[1] < 10_000
+
+
+def test_lineages_rebuild_the_rows_bit_for_bit_after_a_restore():
+    ga = GA(torch.randn(50), popsize=12, sigma=0.05, truncation=3, num_elites=2, seed=1)
+    run(ga, sphere, 6)
+    buf = io.BytesIO()
+    torch.save(ga.state_dict(), buf)
+    buf.seek(0)
+    other = GA(torch.zeros(50), popsize=12, sigma=0.05, truncation=3, num_elites=2, seed=9)
+    other.load_state_dict(torch.load(buf, weights_only=True))
+    assert torch.equal(other.parent_params, ga.parent_params) and torch.equal(other.elite_params, ga.elite_params)
+    run(ga, sphere, 3)
+    run(other, sphere, 3)
+    assert torch.equal(ga.center, other.center) and torch.equal(ga.ask(), other.ask())
+
+
+def test_a_lineage_is_its_mutations_added_in_order():
+    ga = GA(torch.randn(8), popsize=6, sigma=0.1, truncation=2, num_elites=1, seed=0)
+    lineage = Lineages(torch.tensor([[5, 17, -1], [3, -1, -1]]), torch.tensor([[0.1, 0.2, 0.0], [0.3, 0.0, 0.0]],
+                                                                                dtype=torch.float64))
+    rows = lineage.rows(ga.root, ga.noise)
+    eps = ga.noise.get(torch.tensor([5, 17, 3]), 8)
+    assert torch.equal(rows[0], (ga.root + 0.1 * eps[0]) + 0.2 * eps[1])
+    assert torch.equal(rows[1], ga.root + 0.3 * eps[2])
+
+
+def test_the_papers_elite_rule_picks_the_best_candidate_by_its_extra_episodes():
+    """elite_episodes=E: the top num_elites members come back as E copies each; the elite is the candidate with
+    the best mean over its copies, not the one with the luckiest single episode."""
+    ga = GA(torch.zeros(4), popsize=8, sigma=0.5, truncation=2, num_elites=3, elite_episodes=5, seed=0)
+    assert ga.popsize == 8 + 3 * 5 and len(ga.ask()) == 23
+    first = ga.ask()
+    fitness = torch.arange(23, dtype=torch.float32) * 0  # generation 0: candidates are the start point
+    fitness[:8] = torch.tensor([0, 9, 1, 8, 2, 7, 3, 4], dtype=torch.float32)
+    ga.tell(fitness)
+    candidates = first[[1, 3, 5]]  # the top 3 of the 8 members, best first
+    second = ga.ask()
+    assert torch.equal(second[8:].reshape(3, 5, 4), candidates[:, None].expand(3, 5, 4))  # E copies of each
+    validation = torch.tensor([[1.0] * 5, [5.0] * 5, [3.0] * 5]).reshape(-1)  # candidate 2 (first[3]) is best
+    metrics = ga.tell(torch.cat([torch.zeros(8), validation]))
+    assert torch.equal(ga.center, first[3]) and metrics["train/elite_fitness"] == 5.0
+    assert torch.equal(ga.ask()[0], first[3])  # carried unmutated as the next generation's first member
+
+
+def test_the_papers_elite_rule_learns():
+    ga = GA(torch.full((5,), 2.0), popsize=40, sigma=0.2, truncation=8, num_elites=4, elite_episodes=3, seed=0)
+    noisy = torch.Generator().manual_seed(0)
+    start = float(sphere(ga.center[None]))
+    run(ga, lambda x: sphere(x) + 0.1 * torch.randn(len(x), generator=noisy), 25)
+    assert float(sphere(ga.center[None])) > 0.5 * start  # -20 -> at least halfway to 0
