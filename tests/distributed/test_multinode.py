@@ -1,7 +1,7 @@
-"""Training across several Ray nodes on this machine: a head and two more nodes, each its own raylet and
+"""Training across several Ray nodes on this machine: a head and one more node, each its own raylet and
 object store (capped at 80 MiB), started by Ray's own ``ray.cluster_utils.Cluster``. The workers spread
 over the nodes; a whole node is killed mid-run (its raylet, object store and workers, no graceful stop) and
-the run goes on, on the surviving nodes, with the same trajectory as a local run."""
+the run goes on, on the surviving node, with the same trajectory as a local run."""
 
 import os
 import shutil
@@ -26,7 +26,7 @@ def nodes():
         ray.shutdown()
     temp_dir = tempfile.mkdtemp(prefix="ne-ray-")  # short: Ray's socket paths must fit 107 characters
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "temp_dir": temp_dir, "include_dashboard": False})
-    others = [cluster.add_node(**NODE) for _ in range(2)]
+    others = [cluster.add_node(**NODE)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     yield cluster, others
@@ -92,7 +92,7 @@ def test_a_run_across_nodes_survives_losing_a_whole_node(nodes, tmp_path, monkey
         monkeypatch.delenv(PAUSE_DIR_ENV, raising=False)
 
     assert len(seen["placed"]) == 2 and set(seen["placed"].values()) == {1}  # one worker on each of two nodes
-    assert set(seen["placed"]) <= seen["alive"] and len(seen["alive"]) == 3
+    assert set(seen["placed"]) <= seen["alive"] and len(seen["alive"]) == 2
     assert result.generations == 4
     ours, local = run_record(tmp_path / "run"), run_record(tmp_path / "local")
     # every logged value, the optimizer's state and the best policy, bit for bit (the configs differ in
@@ -104,6 +104,7 @@ def test_a_run_across_nodes_survives_losing_a_whole_node(nodes, tmp_path, monkey
                                    rtol=1e-12, atol=1e-9)
     lost = [row["dist/workers_lost"] for row in ours["metrics"]]
     assert lost == [0, 0, 1, 0] and ours["metrics"][2]["dist/retried_shards"] >= 1
-    # the generations after the kill ran on the surviving nodes (a replacement joins once Ray has started it)
-    assert seen["final"] and seen["victim"].node_id not in seen["final"] and set(seen["final"]) <= seen["alive"]
-    assert ours["metrics"][2]["dist/workers"] >= 1
+    # the generations after the kill ran on the surviving node (the head), on the worker there; the
+    # replacement started for the lost one waits for a free CPU (none is left)
+    assert seen["final"] == {cluster.head_node.node_id: 1}
+    assert [row["dist/workers"] for row in ours["metrics"]] == [2, 2, 1, 1]
