@@ -3,7 +3,7 @@
 A local instance (no address) binds every Ray server (GCS, raylet, object manager, workers) to
 127.0.0.1 and starts no dashboard unless asked: Ray runs whatever code its clients send, so nothing of
 it should listen on a network interface the user did not choose. Joining a cluster (``"auto"`` or
-``HOST:PORT``) uses that cluster's own settings; see README "Scale out with Ray" for securing one.
+``HOST:PORT``) uses that cluster's own settings; docs/guides/cluster.md says how to secure one.
 """
 
 from __future__ import annotations
