@@ -3,13 +3,15 @@
 A local instance (no address) binds every Ray server (GCS, raylet, object manager, workers) to
 127.0.0.1 and starts no dashboard unless asked: Ray runs whatever code its clients send, so nothing of
 it should listen on a network interface the user did not choose. Joining a cluster (``"auto"`` or
-``HOST:PORT``) uses that cluster's own settings; see README "Scale out with Ray" for securing one.
+``HOST:PORT``) uses that cluster's own settings; docs/guides/cluster.md says how to secure one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import warnings
 
 LOOPBACK = "127.0.0.1"
@@ -42,6 +44,24 @@ def _loopback_node_ip(ray):
         ray_constants.ENABLE_RAY_CLUSTER = previous
 
 
+@contextlib.contextmanager
+def _python_signal_handlers():
+    # ray.init installs its C++ failure handler for SIGTERM (it logs a stack trace and ends the process)
+    # over the one Python had: a run's "stop after this generation" handler (trainer._StopRequest), set
+    # before Ray starts with the first generation, would then never see the SIGTERM of a batch system.
+    # Handlers set in Python are put back afterwards; the default ones are left to Ray.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            if callable(handler):
+                signal.signal(signum, handler)
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None, include_dashboard: bool = False) -> bool:
     """Make this process a Ray driver. Returns True when it started a local instance (that it should
     shut down when done), False when Ray was already initialized or it joined ``address``.
@@ -55,9 +75,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, include_
         return False
     quiet = {"log_to_driver": True, "configure_logging": True, "logging_level": logging.WARNING}
     if address is not None:
-        ray.init(address=address, **quiet)
+        with _python_signal_handlers():
+            ray.init(address=address, **quiet)
         return False
-    with _loopback_node_ip(ray):
+    with _loopback_node_ip(ray), _python_signal_handlers():
         ray.init(
             address="local",
             num_cpus=num_cpus,

@@ -62,6 +62,8 @@ class _Worker:
     """specs sent to it so far"""
     replica_generation: int | None = None
     """the optimizer generation its replica was last asked at; None: no replica"""
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """where it runs, as its ``ready()`` answered: pid, host, device and Ray node id (once it has started)"""
 
 
 @dataclass
@@ -91,6 +93,7 @@ class _Generation:
     retried: int = 0
     lost: int = 0
     syncs: int = 0
+    round_trips: int = 0
 
 
 class RayEvaluator(Evaluator):
@@ -108,6 +111,8 @@ class RayEvaluator(Evaluator):
         shard_size: members per shard (default ``ceil(P / 32)``).
         prefetch: shards queued on each worker at a time (2: the next one is there when one ends).
         replace_lost: start a new worker for each one lost (at most ``workers`` over the evaluator's life).
+        spread: place the workers across the cluster's nodes (Ray's ``SPREAD`` strategy), so that each node
+            gets its share and a lost node takes as few of them as possible; False: Ray's default placement.
         start_timeout: seconds to wait for workers to start before giving up.
 
     After each :meth:`evaluate`, :attr:`last_metrics` holds ``dist/...`` metrics of that generation.
@@ -125,6 +130,7 @@ class RayEvaluator(Evaluator):
         cpus_per_worker: float | None = None,
         prefetch: int = 2,
         replace_lost: bool = True,
+        spread: bool = True,
         start_timeout: float = 300.0,
     ):
         if workers < 1:
@@ -148,7 +154,7 @@ class RayEvaluator(Evaluator):
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
         self._replacements_left = workers if replace_lost else 0
         device = str(envs.device) if envs.device is not None else None
-        self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device)
+        self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device, spread)
         self._worker_args = (policy, envs)
         try:
             self._start_all(workers)
@@ -156,7 +162,7 @@ class RayEvaluator(Evaluator):
             self.close()
             raise
 
-    def _remote_class(self, workers: int, cpus: float, device: str | None):
+    def _remote_class(self, workers: int, cpus: float, device: str | None, spread: bool):
         ray = self.ray
         available = ray.cluster_resources()
         if workers * cpus > available.get("CPU", 0):
@@ -166,7 +172,8 @@ class RayEvaluator(Evaluator):
             )
         gpus = available.get("GPU", 0)
         per_worker = 0.0 if device == "cpu" or not gpus else min(1.0, gpus / workers)
-        return ray.remote(ShardWorker).options(num_cpus=cpus, num_gpus=per_worker, max_restarts=0)
+        placement = {"scheduling_strategy": "SPREAD"} if spread else {}
+        return ray.remote(ShardWorker).options(num_cpus=cpus, num_gpus=per_worker, max_restarts=0, **placement)
 
     def _start_worker(self) -> None:
         worker = _Worker(self._actor_class.remote(*self._worker_args), next(self._ids))
@@ -184,10 +191,11 @@ class RayEvaluator(Evaluator):
             )
         for ref in refs:
             try:
-                self.ray.get(ref)
+                where = self.ray.get(ref)
             except self.ray.exceptions.RayError as err:
                 raise RuntimeError(f"a Ray worker failed to start: {err}") from None
             worker = self._starting.pop(ref)
+            worker.where = where
             self._workers[worker.id] = worker
 
     # -- the evaluator interface -----------------------------------------------------------------
@@ -295,6 +303,7 @@ class RayEvaluator(Evaluator):
                 generation.syncs += 1
         payload = pack((spec, shard))
         generation.bytes_sent += len(payload)
+        generation.round_trips += 1
         worker.inflight += 1
         task = _Task(index, worker, worker.specs, spec is not None and isinstance(spec.source, Sync))
         return worker.handle.run.remote(payload), task
@@ -360,15 +369,19 @@ class RayEvaluator(Evaluator):
     def _started(self, ref) -> None:
         worker = self._starting.pop(ref)
         try:
-            self.ray.get(ref)
+            where = self.ray.get(ref)
         except self.ray.exceptions.RayError:
             return  # the replacement did not start; the others go on
+        worker.where = where
         self._workers[worker.id] = worker
 
     def _metrics(self, generation: _Generation, wall: float) -> dict[str, float]:
         capacity = max(generation.workers, 1) * max(wall, 1e-9)
         return {
             "dist/workers": self.workers,
+            "dist/nodes": len(self.worker_nodes()),
+            # remote calls (one per shard, and one per retry): each is a request and its reply
+            "dist/round_trips": generation.round_trips,
             "dist/shards": len(generation.shards),
             "dist/bytes_sent": generation.bytes_sent,
             "dist/bytes_received": generation.bytes_received,
@@ -386,6 +399,14 @@ class RayEvaluator(Evaluator):
     def worker_handles(self) -> list[Any]:
         """The Ray actor handles of the ready workers (e.g. to kill one in a test)."""
         return [worker.handle for worker in self._workers.values()]
+
+    def worker_placement(self) -> list[dict[str, Any]]:
+        """Where each ready worker runs: its ``pid``, ``host``, ``device`` and Ray ``node`` id."""
+        return [dict(worker.where) for worker in self._workers.values()]
+
+    def worker_nodes(self) -> dict[str, int]:
+        """How many of the ready workers run on each Ray node (by node id)."""
+        return dict(collections.Counter(where.get("node", "") for where in self.worker_placement()))
 
     def close(self) -> None:
         """Stop the workers, and the local Ray instance if this evaluator started it."""

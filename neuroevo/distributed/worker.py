@@ -162,7 +162,10 @@ class ShardWorker:
 
     def ready(self) -> dict[str, Any]:
         """Where this worker runs (answered once its constructor has finished)."""
-        return {"pid": os.getpid(), "host": os.uname().nodename, "device": str(self.device)}
+        import ray
+
+        return {"pid": os.getpid(), "host": os.uname().nodename, "device": str(self.device),
+                "node": ray.get_runtime_context().get_node_id()}
 
     def run(self, payload: bytes) -> bytes:
         """Evaluate a shard: ``payload`` is ``pack((spec, shard))``, the spec only with the worker's first
