@@ -8,9 +8,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from torch import nn
 
 from neuroevo.checkpoint import read_policy
-from neuroevo.envs import make_env
+from neuroevo.envs import make_env, resolve_env_id
 from neuroevo.policies import DeployedPolicy
 from neuroevo.rollout import evaluate
 
@@ -23,17 +24,20 @@ def evaluate_checkpoint(
     backend: str = "gymnasium",
     device=None,
     seed: int = 0,
+    module: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Mean and std of the return of the policy saved at ``path`` over ``episodes`` episodes.
 
-    ``env_id`` defaults to the env it was trained on; the observation and action spaces must match
-    the policy's. Returns ``{"env_id", "backend", "episodes", "mean", "std", "returns"}``.
+    ``env_id`` defaults to the env it was trained on (a user's env with the entry point and constructor
+    arguments it was trained with); the observation and action spaces must match the policy's. ``module``:
+    the architecture of a policy trained on an ``nn.Module`` passed as an object (one named by import path
+    is rebuilt from it). Returns ``{"env_id", "backend", "episodes", "mean", "std", "returns"}``.
     """
-    policy, params, action_space, normalizer, record = read_policy(path)
-    env_id = env_id or record["env_id"]
+    policy, params, action_space, normalizer, record = read_policy(path, module)
+    env_id, make_args = _saved_env(record, env_id)
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
-    env = make_env(env_id, episodes, device=device or "cpu", backend=backend)
+    env = make_env(env_id, episodes, device=device or "cpu", backend=backend, **make_args)
     try:
         if env.obs_dim != policy.obs_dim:
             raise ValueError(
@@ -61,6 +65,18 @@ def evaluate_checkpoint(
         "std": float(returns.std(unbiased=False)),
         "returns": returns.tolist(),
     }
+
+
+def _saved_env(record: dict[str, Any], env_id: str | None) -> tuple[str, dict[str, Any]]:
+    """(env id, make_env's entry_point / kwargs / max_episode_steps): the env the policy was trained on, with
+    its episode cap, unless ``env_id`` names another."""
+    if env_id is not None and env_id != record["env_id"]:
+        return env_id, {}
+    saved = record.get("env") or {}
+    args = {"entry_point": saved.get("entry_point"), **(saved.get("kwargs") or {})}
+    if saved.get("max_steps") is not None:
+        args["max_episode_steps"] = saved["max_steps"]
+    return record["env_id"], args
 
 
 def _same_action_space(a, b) -> bool:
@@ -93,10 +109,12 @@ def record_video(
 
     policy, params, action_space, normalizer, record = read_policy(path)
     module = DeployedPolicy.build(policy, params, action_space, normalizer)
-    env_id = env_id or record["env_id"]
+    env_id, make_args = _saved_env(record, env_id)
+    if max_steps:
+        make_args["max_episode_steps"] = max_steps
     try:
-        limit: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps else {}
-        env = gym.make(env_id, render_mode="rgb_array", **limit)
+        entry_point = make_args.pop("entry_point", None)
+        env = gym.make(resolve_env_id(env_id, entry_point), render_mode="rgb_array", **make_args)
     except gym.error.Error as err:
         raise ValueError(f"cannot render {env_id!r}: {err}") from None
     try:
