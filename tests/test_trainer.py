@@ -234,7 +234,7 @@ def test_user_module_policy_trains_and_deploys(tmp_path):
     policy = ModulePolicy(net, obs_dim=4)
     result = Trainer(short_config(generations=2), tmp_path, policy=policy).run()
     assert result.solution.shape == (policy.num_params,)
-    with pytest.raises(ValueError, match="pass it: load_policy"):
+    with pytest.raises(ValueError, match=r"pass the module \(load_policy\(path, module=MyNet\(\)\)"):
         load_policy(tmp_path)
     fresh = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
     module = load_policy(tmp_path, module=fresh)
