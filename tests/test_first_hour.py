@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +16,8 @@ from neuroevo.algorithms import ARS
 from neuroevo.cli import build_parser, main
 from neuroevo.playback import evaluate_checkpoint
 from neuroevo.policies import Linear, ObsNormalizer
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_save_policy_from_an_ask_tell_loop_is_read_by_load_policy_and_eval(tmp_path, capsys):
@@ -104,3 +108,15 @@ def test_neuroevo_eval_gives_the_returns_of_a_plain_gymnasium_loop_on_pendulum(t
     assert summary["returns"] == plain
     assert main(["eval", str(path), "--episodes", "6"]) == 0
     assert f"mean return {np.mean(plain):.2f}" in capsys.readouterr().out
+
+
+def test_the_first_run_of_scripts_train_sh_solves_cartpole_for_gymnasium(tmp_path):
+    """scripts/train.sh's own command line (its settings, not a copy), run to the end."""
+    line = next(line for line in (ROOT / "scripts" / "train.sh").read_text().splitlines()
+                if line.startswith("exec .venv/bin/neuroevo train"))
+    argv = shlex.split(line)[2:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "first")
+    assert main([*argv, "--quiet"]) == 0
+    rows = [json.loads(row) for row in (tmp_path / "first" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["eval/return_mean"] == 500.0 and len(rows) <= 6  # solved in a few generations (seed 0: 4)
+    assert evaluate_checkpoint(tmp_path / "first", episodes=100)["mean"] >= 475.0
