@@ -175,12 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--policy", choices=["linear", "mlp", "module"], help="policy architecture")
     add_user_code_arguments(train)
     budget = train.add_argument_group("budget (any of these replaces the card's budget)")
-    budget.add_argument("--generations", type=int, help="stop after this many generations")
-    budget.add_argument("--steps", type=int, help="training env steps")
-    budget.add_argument("--target", type=float, help="stop at this evaluated mean return")
+    budget.add_argument("--generations", type=int, metavar="N", help="stop after N generations")
+    budget.add_argument("--steps", type=int, metavar="N", help="stop once N training env steps are taken")
+    budget.add_argument("--target", type=float, metavar="RETURN",
+                        help="stop once the evaluated solution's mean return reaches RETURN")
     train.add_argument("--seed", type=int, help="run seed: every random draw is a function of it and the generation")
     where = train.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", metavar="DIR", help="run directory of a new run (config, metrics, checkpoints)")
+    where.add_argument("--out", metavar="DIR", help="run directory of a new run (config, metrics, checkpoints); "
+                       "a new run needs it, a resumed one takes --resume instead")
     where.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     train.add_argument(
         "--set",

@@ -117,7 +117,9 @@ class Trainer:
                     f"{self.run_dir} already holds a run: continue it with Trainer.resume({str(self.run_dir)!r}), "
                     "start afresh with Trainer(config, out, overwrite=True) (deletes it), or pick another out"
                 )
-            shutil.rmtree(self.run_dir)
+            overwriting = True
+        else:
+            overwriting = False
         self.progress = progress
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
@@ -158,6 +160,8 @@ class Trainer:
         self._best_record: dict[str, Any] | None = None
         self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
         self._owns_evaluator = evaluator is None
+        if overwriting and self.run_dir is not None:  # only once everything above has worked
+            shutil.rmtree(self.run_dir)
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
