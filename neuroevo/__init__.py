@@ -5,7 +5,7 @@ ask for it and are told its fitness, policies (``neuroevo.policies``) evaluate i
 and batched envs (``make_env``) step all its episodes at once. ``Trainer`` ties them together.
 """
 
-from neuroevo.checkpoint import load_policy
+from neuroevo.checkpoint import load_policy, save_policy
 from neuroevo.config import Config, resolve_config
 from neuroevo.envs import make_env
 from neuroevo.evaluator import EnvFactory, Evaluator, LocalEvaluator, make_evaluator
@@ -27,5 +27,6 @@ __all__ = [
     "load_policy",
     "make_env",
     "make_evaluator",
+    "save_policy",
     "resolve_config",
 ]

@@ -104,9 +104,12 @@ def policy_record(
     action_space: gym.Space,
     normalizer: ObsNormalizer | None,
     env_id: str,
+    env: dict[str, Any] | None = None,
     **info: Any,
 ) -> dict[str, Any]:
-    """One member as plain data: what ``best_policy.pt`` holds and :func:`load_policy` reads."""
+    """One member as plain data: what ``best_policy.pt`` holds and :func:`load_policy` reads. ``env``: how
+    to rebuild a user's env beside its id, ``{"entry_point", "kwargs", "max_steps"}`` (the run config's ``env``
+    fields)."""
     return {
         "format": POLICY_FORMAT,
         "policy": policy.spec(),
@@ -114,8 +117,30 @@ def policy_record(
         "action_space": space_to_dict(action_space),
         "normalizer": normalizer.state_dict() if normalizer is not None else None,
         "env_id": env_id,
+        "env": dict(env or {}),
         "info": info,
     }
+
+
+def save_policy(
+    path: str | Path,
+    policy: Policy,
+    params: torch.Tensor,
+    action_space: gym.Space,
+    normalizer: ObsNormalizer | None = None,
+    env_id: str = "",
+    *,
+    env: dict[str, Any] | None = None,
+    **info: Any,
+) -> Path:
+    """Save one member (params [D] of ``policy``, e.g. an optimizer's ``center``) as a policy file, atomically:
+    what the trainer writes as ``best_policy.pt``, so that :func:`load_policy`, ``neuroevo eval PATH`` and
+    :func:`~neuroevo.playback.evaluate_checkpoint` read it. ``normalizer``: the observation statistics the
+    member was evaluated with (None: raw observations); ``env_id``: the env it plays (``neuroevo eval``'s
+    default); ``info``: any plain numbers to keep beside it. Returns ``path``."""
+    policy.check_flat(params)
+    atomic_save(policy_record(policy, params, action_space, normalizer, env_id, env, **info), path)
+    return Path(path)
 
 
 def read_policy(
@@ -140,12 +165,13 @@ def unpack_policy_record(
     """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record`."""
     spec = record["policy"]
     policy: Policy
-    if spec.get("kind") == "module":
-        if module is None:
-            raise ValueError(f"{where}: the policy is a user nn.Module; pass it: load_policy(path, module=MyNet())")
+    if spec.get("kind") == "module" and module is not None:
         policy = ModulePolicy(module, spec["obs_dim"])
-    else:
-        policy = policy_from_spec(spec)
+    else:  # a module named by import path is rebuilt from it; one passed as an object needs ``module``
+        try:
+            policy = policy_from_spec(spec)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
     params = record["params"]
     if params.shape != (policy.num_params,):
         raise ValueError(

@@ -9,9 +9,11 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
+from neuroevo.cli_user import add_user_code_arguments, build_module, env_id_of, user_code_overrides
 from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config
 from neuroevo.envs import BACKENDS
 
@@ -36,6 +38,7 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out.setdefault("env", {})["backend"] = args.backend
     if args.policy is not None:
         out.setdefault("policy", {})["kind"] = args.policy
+    _merge(out, user_code_overrides(args))
     for text in args.set or []:
         _merge(out, parse_override(text))
     return out
@@ -53,15 +56,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuroevo.trainer import Trainer
 
     overrides = _train_overrides(args)
-    if args.resume is not None and (args.popsize is not None or args.env is not None or args.out is not None):
-        raise ValueError("--resume continues the run's own config: --env, --out and --popsize cannot change")
+    fixed = (args.popsize, args.env, args.out, args.env_entry_point, args.env_kwargs)
+    if args.resume is not None and any(v is not None for v in fixed):
+        raise ValueError("--resume continues the run's own config: --env, --env-*, --out and --popsize cannot change")
     if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet)
         print(f"resuming {args.resume} at generation {trainer.generation}")
     else:
-        if args.env is None or args.out is None:
-            raise ValueError("train needs --env and --out (or --resume DIR)")
-        config = resolve_config(args.env, overrides)
+        env = args.env or env_id_of(args.env_entry_point)
+        if env is None:
+            raise ValueError("train needs --env (or --env-entry-point) and --out, or --resume DIR")
+        if (Path(args.out) / "metrics.jsonl").exists():
+            raise ValueError(f"{args.out} already holds a run: continue it with --resume {args.out}, "
+                             "or pick another --out")
+        config = resolve_config(env, overrides)
         if args.popsize is not None:  # an override of the chosen optimizer's section, type-checked like --set
             config = config_from_dict({config.run.algo: {"popsize": args.popsize}}, config)
         trainer = Trainer(config, args.out, progress=not args.quiet)
@@ -93,8 +101,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         os.environ["MUJOCO_GL"] = "osmesa"
     from neuroevo.playback import evaluate_checkpoint, record_video
 
+    module = build_module(args.policy_module, args.policy_kwargs) if args.policy_module else None
     summary = evaluate_checkpoint(
-        args.checkpoint, args.env, args.episodes, backend=args.backend, device=args.device, seed=args.seed
+        args.checkpoint, args.env, args.episodes, backend=args.backend, device=args.device, seed=args.seed,
+        module=module,
     )
     print(
         f"{summary['env_id']} ({summary['backend']}): mean return {summary['mean']:.2f} "
@@ -155,19 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
             "Train a policy. --env takes an env id or a task card (shipped: " + ", ".join(card_names()) + ")."
         ),
     )
-    train.add_argument("--env", help="env id or path to a task card (.toml)")
+    train.add_argument(
+        "--env", help="env id, 'my_package:MyEnv-v0' (imports my_package, which registers the id), "
+        "or a task card (.toml)")
     train.add_argument("--algo", choices=list(ALGORITHMS), help="optimizer (default: the card's, else es)")
     train.add_argument("--popsize", type=int, help="members per generation")
     train.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     train.add_argument("--backend", choices=list(BACKENDS), help="env backend")
-    train.add_argument("--policy", choices=["linear", "mlp"], help="policy architecture")
+    train.add_argument("--policy", choices=["linear", "mlp", "module"], help="policy architecture")
+    add_user_code_arguments(train)
     budget = train.add_argument_group("budget (any of these replaces the card's budget)")
-    budget.add_argument("--generations", type=int, help="stop after this many generations")
-    budget.add_argument("--steps", type=int, help="training env steps")
-    budget.add_argument("--target", type=float, help="stop at this evaluated mean return")
+    budget.add_argument("--generations", type=int, metavar="N", help="stop after N generations")
+    budget.add_argument("--steps", type=int, metavar="N", help="stop once N training env steps are taken")
+    budget.add_argument("--target", type=float, metavar="RETURN",
+                        help="stop once the evaluated solution's mean return reaches RETURN")
     train.add_argument("--seed", type=int, help="run seed: every random draw is a function of it and the generation")
-    train.add_argument("--out", help="run directory")
-    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    where = train.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="run directory of a new run (config, metrics, checkpoints); "
+                       "a new run needs it, a resumed one takes --resume instead")
+    where.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     train.add_argument(
         "--set",
         action="append",
@@ -200,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--video", metavar="PATH", help="also render one episode on gymnasium's env to PATH (.mp4)")
+    ev.add_argument("--policy-module", metavar="MODULE:CLASS",
+                    help="the nn.Module class of a policy trained as an object (a run whose config names it "
+                    "needs nothing)")
+    ev.add_argument("--policy-kwargs", nargs="+", metavar="KEY=VALUE", help="its constructor's arguments")
     ev.set_defaults(func=cmd_eval)
 
     from neuroevo import bench

@@ -41,6 +41,16 @@ class EnvConfig:
     the alive bonus (Mania et al. 2018), so that standing still is not rewarded"""
     num_threads: int | None = None
     """physics threads of the mujoco backend (default: the cores available)"""
+    entry_point: str | None = None
+    """an env class of your own that nobody registered, 'package.module:ClassName': registered with gymnasium
+    as ``id`` wherever the run makes its envs (``--env-entry-point``). ``id`` may also read 'package:EnvId',
+    gymnasium's meaning: import package (which registers EnvId), then make EnvId"""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """the env's constructor arguments (``gymnasium.make``'s keyword arguments; ``--env-kwargs key=value``)"""
+
+    def make_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``make_env`` / ``EnvFactory`` that name this env: entry point and kwargs."""
+        return {"entry_point": self.entry_point, **self.kwargs}
 
 
 @dataclass
@@ -155,6 +165,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if args and type(None) in args:
         annotation = next(a for a in args if a is not type(None))
     origin = typing.get_origin(annotation)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a table (key = value), got {value!r}")
+        return dict(value)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")

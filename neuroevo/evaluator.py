@@ -59,7 +59,9 @@ def combine(results: list[Evaluation], obs_dim: int) -> Evaluation:
 @dataclass(frozen=True)
 class EnvFactory:
     """How to make the batched envs of one task, wherever they are made (here, or on a Ray worker):
-    ``factory(num_envs)`` is ``make_env(env_id, num_envs, device, backend, num_threads, **kwargs)``.
+    ``factory(num_envs)`` is ``make_env(env_id, num_envs, device, backend, num_threads, entry_point=entry_point,
+    **kwargs)``: a user's env (``"package:EnvId"`` or an entry point, with its constructor ``kwargs``) is
+    imported and registered wherever the factory runs.
 
     device: None is :func:`~neuroevo.envs.make_env`'s default here, and the GPU Ray assigned (else the CPU)
     on a Ray worker.
@@ -70,9 +72,11 @@ class EnvFactory:
     device: str | torch.device | None = None
     num_threads: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    entry_point: str | None = None
 
     def __call__(self, num_envs: int) -> VectorEnv:
-        return make_env(self.env_id, num_envs, self.device, self.backend, self.num_threads, **self.kwargs)
+        return make_env(self.env_id, num_envs, self.device, self.backend, self.num_threads,
+                        entry_point=self.entry_point, **self.kwargs)
 
 
 class Evaluator(abc.ABC):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import signal
 import threading
 import time
@@ -33,7 +34,7 @@ from neuroevo.checkpoint import (
 )
 from neuroevo.config import Config, config_from_dict
 from neuroevo.distributed import WorkersLost
-from neuroevo.envs import make_env, resolve_device
+from neuroevo.envs import GymVectorEnv, check_user_env, is_user_env, make_env, resolve_device
 from neuroevo.evaluator import EnvFactory, Evaluator, make_evaluator
 from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
 from neuroevo.rollout import EvalSettings, evaluate
@@ -83,6 +84,11 @@ class Trainer:
             :meth:`run`) stops it.
         evaluator: an :class:`~neuroevo.evaluator.Evaluator` of your own instead of the one the config
             describes (it must evaluate ``policy`` on the config's task).
+        overwrite: if ``out`` already holds a run, delete that directory and start afresh (default: a
+            ``ValueError``; :meth:`resume` continues a run instead).
+
+    A user's own gymnasium env (``env.entry_point``, an id ``"package:EnvId"``, or one registered from outside
+    gymnasium) is first held to gymnasium's env checker, whose warnings are shown once.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class Trainer:
         workers: int | None = None,
         ray_address: str | None = None,
         evaluator: Evaluator | None = None,
+        overwrite: bool = False,
         _resuming: bool = False,
     ):
         if workers is not None or ray_address is not None:
@@ -103,20 +110,31 @@ class Trainer:
                 config, run=dataclasses.replace(config.run, **{k: v for k, v in distributed.items() if v is not None})
             )
         config.validate()
-        self.config = config
         self.run_dir = Path(out) if out is not None else None
         if self.run_dir is not None and not _resuming and (self.run_dir / "metrics.jsonl").exists():
-            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume, or pick another --out")
+            if not overwrite:
+                raise ValueError(
+                    f"{self.run_dir} already holds a run: continue it with Trainer.resume({str(self.run_dir)!r}), "
+                    "start afresh with Trainer(config, out, overwrite=True) (deletes it), or pick another out"
+                )
+            overwriting = True
+        else:
+            overwriting = False
         self.progress = progress
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
         env_args = (self.device, env_cfg.backend, env_cfg.num_threads)
         # The evaluation env describes the spaces: the policy, then the optimizer (whose population size
         # may follow from the parameter count, as CMA-ES's), then the training envs, one slot per episode.
-        self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args)
+        self.eval_env = make_env(env_cfg.id, config.run.eval_episodes, *env_args, **env_cfg.make_args())
+        if not _resuming and isinstance(self.eval_env, GymVectorEnv) and is_user_env(env_cfg.id, env_cfg.entry_point):
+            check_user_env(env_cfg.id, env_cfg.entry_point, **env_cfg.kwargs)
         obs_dim = self.eval_env.obs_dim
         if policy is None:
             policy = config.policy.build(obs_dim, self.eval_env.single_action_space)
+        else:  # the run's config names the policy it trains (a module passed as an object: kind 'module')
+            config = dataclasses.replace(config, policy=config.policy.describing(policy))
+        self.config = config
         check_fits(policy, self.eval_env.single_action_space, self.eval_env.single_observation_space, name=env_cfg.id)
         self.policy = policy
         generator = torch.Generator().manual_seed(config.run.seed)
@@ -125,7 +143,8 @@ class Trainer:
             config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device
         )
         # The training envs, made by the evaluator (here or on Ray workers; device None: the workers' own)
-        self.envs = EnvFactory(env_cfg.id, env_cfg.backend, config.run.device, env_cfg.num_threads)
+        self.envs = EnvFactory(env_cfg.id, env_cfg.backend, config.run.device, env_cfg.num_threads,
+                               dict(env_cfg.kwargs), env_cfg.entry_point)
         self.normalizer = ObsNormalizer(obs_dim, device=self.device) if config.policy.normalize_obs else None
         self.generation = 0
         self.env_steps = 0
@@ -141,6 +160,8 @@ class Trainer:
         self._best_record: dict[str, Any] | None = None
         self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
         self._owns_evaluator = evaluator is None
+        if overwriting and self.run_dir is not None:  # only once everything above has worked
+            shutil.rmtree(self.run_dir)
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -251,6 +272,8 @@ class Trainer:
             self.eval_env.single_action_space,
             self.normalizer,
             self.config.env.id,
+            env={"entry_point": self.config.env.entry_point, "kwargs": dict(self.config.env.kwargs),
+                 "max_steps": self.config.env.max_steps},
             generation=self.generation,
             env_steps=self.env_steps,
             eval_return=eval_return,
@@ -339,6 +362,12 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved, ours = state["solution"]["policy"], self.policy.spec()
+        if saved.get("kind") != ours["kind"] or state["solution"]["params"].numel() != self.policy.num_params:
+            raise ValueError(
+                f"the checkpoint's policy ({saved.get('kind')}, {state['solution']['params'].numel()} parameters) "
+                f"is not this trainer's ({self.policy!r}, {self.policy.num_params} parameters)"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         if (state["normalizer"] is None) != (self.normalizer is None):
             raise ValueError("checkpoint and config disagree on policy.normalize_obs")

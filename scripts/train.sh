@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/neuroevo train --env CartPole-v1 --algo es --out "${1:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}"
+# A population of 256 instead of the card's 32: on the CPU a generation costs about the same either way (the
+# per-step overhead of the batched ops dominates, not the batch size), and 256 members solve in ~4 generations
+# instead of ~12 (seeds 0-3: 4, 5, 5, 7): under a second of training where 32 took 1.1-3.7 s.
+exec .venv/bin/neuroevo train --env CartPole-v1 --algo es --popsize 256 --out "${1:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}"

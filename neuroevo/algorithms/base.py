@@ -74,7 +74,9 @@ class Optimizer:
             center = center.to(device)
         if center.ndim != 1 or center.numel() == 0:
             raise ValueError(f"center must be a non-empty 1-D tensor [D], got shape {tuple(center.shape)}")
-        self.center = center.detach().clone().float()
+        if not center.is_floating_point():  # integer start values: the default float dtype
+            center = center.to(torch.get_default_dtype())
+        self.center = center.detach().clone()
         self.num_params = self.center.numel()
         self.device = self.center.device
         self.seed = int(seed)

@@ -64,8 +64,8 @@ def _evotorch() -> SimpleNamespace:
         Overrides the hooks ``Problem._evaluate_batch`` (EvoTorch's documented extension point) and
         ``Problem._fill`` (called wherever EvoTorch allocates a batch)."""
 
-        def __init__(self, num_params: int, device: torch.device):
-            super().__init__("max", solution_length=num_params, dtype=torch.float32, device=device,
+        def __init__(self, num_params: int, device: torch.device, dtype: torch.dtype = torch.float32):
+            super().__init__("max", solution_length=num_params, dtype=dtype, device=device,
                              store_solution_stats=False)
             self.handover: torch.Tensor | None = None
             self.expected: torch.Tensor | None = None

@@ -181,7 +181,8 @@ class CMAES(_EvoTorchOptimizer):
         if self.num_params < 2:  # EvoTorch's CMAES mistakes a length-1 center for a scalar
             raise ValueError(f"CMAES: needs at least 2 parameters, got {self.num_params}")
         self._searcher = self._et.AskedCMAES(
-            self._et.HandoverProblem(self.num_params, self.device), stdev_init=c.sigma, popsize=self.popsize,
+            self._et.HandoverProblem(self.num_params, self.device, self.center.dtype), stdev_init=c.sigma,
+            popsize=self.popsize,
             center_init=self.center, c_m=c.lr, active=c.active, separable=c.separable, stdev_min=c.sigma_min,
             stdev_max=c.sigma_max,
         )
@@ -324,7 +325,8 @@ class _NES(_EvoTorchOptimizer):
     def _build(self):
         c = self.config
         self._searcher = getattr(self._et, self.name)(
-            self._et.HandoverProblem(self.num_params, self.device), stdev_init=c.sigma, popsize=self.popsize,
+            self._et.HandoverProblem(self.num_params, self.device, self.center.dtype), stdev_init=c.sigma,
+            popsize=self.popsize,
             center_init=self.center, center_learning_rate=c.lr, stdev_learning_rate=c.sigma_lr,
             scale_learning_rate=False, ranking_method=c.ranking_method,
         )

@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from neuroevo.baselines.config import PPOConfig
 from neuroevo.config import Config
+from neuroevo.envs.user import resolve_env_id
 from neuroevo.seeding import derive_seed
 
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
@@ -89,7 +90,8 @@ def build_model(config: Config, seed: int) -> PPO:
     """SB3's PPO on ``num_envs`` copies of gymnasium's ``config.env.id``, with ``config.ppo``'s settings."""
     ppo = config.ppo
     check_ppo_config(ppo)
-    env = make_vec_env(config.env.id, n_envs=ppo.num_envs, seed=seed)
+    env_id = resolve_env_id(config.env.id, config.env.entry_point)  # a user's env: imported / registered
+    env = make_vec_env(env_id, n_envs=ppo.num_envs, seed=seed, env_kwargs=dict(config.env.kwargs))
     if ppo.normalize:
         env = VecNormalize(env, gamma=ppo.gamma)
     policy_kwargs = {
@@ -126,8 +128,9 @@ class DeterministicEvaluator:
     ``model.predict(deterministic=True)`` per step; observations pass through the training
     ``VecNormalize`` statistics when there are some. Returns are the env's own (unnormalized)."""
 
-    def __init__(self, env_id: str, episodes: int, seed: int, max_steps: int | None = None):
+    def __init__(self, env_id: str, episodes: int, seed: int, max_steps: int | None = None, **env_kwargs: Any):
         kwargs: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps is not None else {}
+        kwargs.update(env_kwargs)
         self.envs = [gym.make(env_id, **kwargs) for _ in range(episodes)]
         self.seeds = [derive_seed(seed, -1) % 2**31 + i for i in range(episodes)]
 
@@ -263,7 +266,8 @@ def train_ppo(config: Config, out: str | Path | None = None) -> PPOResult:
     threads = torch.get_num_threads()
     if config.ppo.threads is not None:
         torch.set_num_threads(config.ppo.threads)
-    evaluator = DeterministicEvaluator(config.env.id, config.run.eval_episodes, config.run.seed, config.env.max_steps)
+    evaluator = DeterministicEvaluator(resolve_env_id(config.env.id, config.env.entry_point), config.run.eval_episodes,
+                                       config.run.seed, config.env.max_steps, **config.env.kwargs)
     try:
         model = build_model(config, config.run.seed)
         interval = max(rollout_steps(config.ppo), steps // config.ppo.eval_points)

@@ -13,6 +13,7 @@ from neuroevo.envs.check import EnvContractError, EnvContractWarning, check_env
 from neuroevo.envs.classic import TORCH_ENVS
 from neuroevo.envs.gym_backend import GymVectorEnv
 from neuroevo.envs.mujoco import MUJOCO_ENVS
+from neuroevo.envs.user import check_user_env, is_user_env, resolve_env_id
 from neuroevo.envs.warp import WARP_ENVS
 
 BACKENDS = ("auto", "torch", "mujoco", "warp", "atari", "gymnasium")
@@ -68,6 +69,7 @@ def make_env(
     num_threads: int | None = None,
     *,
     max_episode_steps: int | None = None,
+    entry_point: str | None = None,
     **kwargs,
 ) -> VectorEnv:
     """A batched env of ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
@@ -91,9 +93,14 @@ def make_env(
             cores available; the other backends do not use it).
         max_episode_steps: the time limit that truncates an episode, for every backend (None: gymnasium's
             registered limit of ``env_id``).
+        entry_point: ``"package.module:Class"``, an env class nobody registered: registered with gymnasium as
+            ``env_id`` first (:func:`~neuroevo.envs.user.resolve_env_id`). ``env_id`` may also be
+            ``"package:EnvId"``: gymnasium's own meaning, import ``package`` (which registers ``EnvId``) first.
         kwargs: passed to the backend (e.g. ``dtype`` for torch, mujoco and warp envs, ``nconmax`` / ``njmax`` /
             ``graph`` for warp envs, ``vectorization_mode`` or env arguments for gymnasium).
     """
+    if entry_point is not None or ":" in env_id:
+        env_id = resolve_env_id(env_id, entry_point)
     backend = resolve_backend(env_id, backend)
     if num_envs <= 0:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
@@ -138,6 +145,9 @@ __all__ = [
     "TorchVectorEnv",
     "VectorEnv",
     "check_env",
+    "check_user_env",
+    "is_user_env",
+    "resolve_env_id",
     "default_device",
     "MUJOCO_ENVS",
     "WARP_ENVS",

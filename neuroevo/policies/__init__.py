@@ -9,6 +9,7 @@
 from neuroevo.policies.base import Policy, make_policy, policy_from_spec
 from neuroevo.policies.config import PolicyConfig
 from neuroevo.policies.deploy import DeployedPolicy
+from neuroevo.policies.export import export_onnx
 from neuroevo.policies.head import check_fits, output_dim, to_env_action
 from neuroevo.policies.linear import Linear
 from neuroevo.policies.mlp import MLP
@@ -24,6 +25,7 @@ __all__ = [
     "Policy",
     "PolicyConfig",
     "check_fits",
+    "export_onnx",
     "make_policy",
     "output_dim",
     "policy_from_spec",

@@ -108,11 +108,10 @@ def policy_from_spec(spec: dict[str, Any]) -> Policy:
     """Rebuild a policy from ``Policy.spec()`` output. Raises ``ValueError`` for an unknown kind."""
     args = dict(spec)
     kind = args.pop("kind", None)
-    if kind == "module":
-        raise ValueError(
-            f"a 'module' policy ({args.get('module_class', 'a user nn.Module')}) cannot be rebuilt from "
-            "plain data; build the module yourself and pass ModulePolicy(module, obs_dim)"
-        )
+    if kind == "module":  # a user's nn.Module: rebuilt from its import path, where it has one
+        from neuroevo.policies.module import ModulePolicy
+
+        return ModulePolicy.from_spec(spec)
     if kind not in _KINDS:
         raise ValueError(f"unknown policy kind {kind!r} in spec; known kinds: {', '.join(sorted(_KINDS))}")
     try:

@@ -3,25 +3,56 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 
 from neuroevo.policies.base import Policy, make_policy
 from neuroevo.policies.head import output_dim
+from neuroevo.policies.module import ModulePolicy
 
 
 @dataclass
 class PolicyConfig:
     kind: str = "mlp"
-    """'linear' or 'mlp'"""
+    """'linear', 'mlp', or 'module': a network of your own, named by ``module``"""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     """MLP hidden layer sizes"""
     activation: str = "tanh"
     """MLP activation"""
     normalize_obs: bool = True
     """running observation normalization in the policy's input path (ARS V2; V1 when False)"""
+    module: str | None = None
+    """with kind 'module': your ``nn.Module`` class, 'package.module:ClassName' (importable where the run is
+    trained, evaluated or resumed, Ray workers included), mapping observations [B, obs_dim] to outputs
+    [B, act_dim]; built as ``ClassName(**kwargs)``, plus ``obs_dim`` / ``act_dim`` where it takes them"""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """with kind 'module': the keyword arguments of ``module``'s constructor, e.g. ``{hidden = 32}``"""
 
     def build(self, obs_dim: int, action_space: gym.Space) -> Policy:
         """The policy this section describes, for observations of ``obs_dim`` and ``action_space``."""
+        if self.kind == "module":
+            if self.module is None:
+                raise ValueError(
+                    "policy.kind is 'module' but policy.module is not set: name your nn.Module class, "
+                    "e.g. --set policy.module=my_package.nets:MyNet (a module passed to Trainer as an object "
+                    "must be passed again: Trainer.resume(run_dir, policy=ModulePolicy(MyNet())))"
+                )
+            return ModulePolicy.from_path(self.module, obs_dim, output_dim(action_space), self.kwargs)
+        if self.module is not None:
+            raise ValueError(f"policy.module is set but policy.kind is {self.kind!r}: set policy.kind = 'module'")
         kwargs = {"hidden": self.hidden, "activation": self.activation} if self.kind == "mlp" else {}
         return make_policy(self.kind, obs_dim, output_dim(action_space), **kwargs)
+
+    def describing(self, policy: Policy) -> PolicyConfig:
+        """This section, changed to describe ``policy`` (a policy passed to the trainer as an object), so that
+        the run's config names the policy it trained; a module passed as an object is kind 'module' with no
+        ``module`` (resuming it needs the object again)."""
+        spec = policy.spec()
+        kind = spec["kind"]
+        fields: dict[str, Any] = {"kind": kind, "module": None, "kwargs": {}}
+        if kind == "module":
+            fields.update(module=spec.get("module"), kwargs=dict(spec.get("kwargs") or {}))
+        elif kind == "mlp":
+            fields.update(hidden=list(spec["hidden"]), activation=spec["activation"])
+        return PolicyConfig(**{**self.__dict__, **fields})

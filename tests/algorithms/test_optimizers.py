@@ -107,9 +107,15 @@ def test_nonfinite_fitness_ranks_last_and_is_counted(algo):
         opt.tell(torch.full((20,), float("nan")))
 
 
-def test_runs_on_float64_center_and_keeps_device(algo):
-    opt = make_optimizer(algo, torch.zeros(3, dtype=torch.float64), device="cpu", **SMALL[algo])
-    assert opt.ask().device.type == "cpu"
+def test_a_float64_center_keeps_its_dtype_and_device(algo):
+    """The center's dtype is the optimizer's (a float64 center once came back float32)."""
+    opt = make_optimizer(algo, torch.full((3,), 0.5, dtype=torch.float64), device="cpu", **SMALL[algo])
+    for _ in range(2):
+        params = opt.ask()
+        assert params.device.type == "cpu" and params.dtype == torch.float64
+        opt.tell(sphere(params))
+    assert opt.center.dtype == opt.best.dtype == torch.float64
+    assert make_optimizer(algo, 3, **SMALL[algo]).center.dtype == torch.get_default_dtype()
 
 
 @pytest.mark.parametrize(

@@ -93,5 +93,5 @@ def test_equality_and_spec():
 def test_obs_dim_is_inferred_from_the_first_layer():
     policy = ModulePolicy(nn.Sequential(nn.Linear(5, 3), nn.Tanh(), nn.Linear(3, 2)))
     assert (policy.obs_dim, policy.act_dim) == (5, 2)
-    with pytest.raises(ValueError, match="cannot infer obs_dim of Tanh; pass obs_dim"):
+    with pytest.raises(ValueError, match="cannot infer obs_dim of Tanh; pass it"):
         ModulePolicy(nn.Tanh())
