@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Mapping
 
 import gymnasium as gym
 import torch
@@ -61,6 +62,14 @@ def resolve_backend(env_id: str, backend: str = "auto") -> str:
     return "gymnasium"
 
 
+#: the backends with a table of their own envs: backend -> (id -> constructor, what an entry is, a hint)
+_TABLES: dict[str, tuple[Mapping[str, Callable[..., VectorEnv]], str, str]] = {
+    "torch": (TORCH_ENVS, "torch-native env", " (use backend='gymnasium' for other ids)"),
+    "mujoco": (MUJOCO_ENVS, "batched MuJoCo env", ""),
+    "warp": (WARP_ENVS, "MuJoCo Warp env", ""),
+}
+
+
 def make_env(
     env_id: str,
     num_envs: int,
@@ -109,21 +118,13 @@ def make_env(
             raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
         kwargs["max_episode_steps"] = int(max_episode_steps)
     device = resolve_device(device)
-    if backend == "torch":
-        if env_id not in TORCH_ENVS:
-            raise ValueError(
-                f"no torch-native env {env_id!r}; the torch backend has {', '.join(TORCH_ENVS)} "
-                "(use backend='gymnasium' for other ids)"
-            )
-        return TORCH_ENVS[env_id](num_envs, device=device, **kwargs)
-    if backend == "mujoco":
-        if env_id not in MUJOCO_ENVS:
-            raise ValueError(f"no batched MuJoCo env {env_id!r}; the mujoco backend has {', '.join(MUJOCO_ENVS)}")
-        return MUJOCO_ENVS[env_id](num_envs, device=device, num_threads=num_threads, **kwargs)
-    if backend == "warp":
-        if env_id not in WARP_ENVS:
-            raise ValueError(f"no MuJoCo Warp env {env_id!r}; the warp backend has {', '.join(WARP_ENVS)}")
-        return WARP_ENVS[env_id](num_envs, device=device, **kwargs)
+    if backend in _TABLES:
+        table, what, hint = _TABLES[backend]
+        if env_id not in table:
+            raise ValueError(f"no {what} {env_id!r}; the {backend} backend has {', '.join(table)}{hint}")
+        if backend == "mujoco":
+            kwargs["num_threads"] = num_threads
+        return table[env_id](num_envs, device=device, **kwargs)
     if backend == "atari":
         return AtariVectorEnv(env_id, num_envs, device=device, num_threads=num_threads, **kwargs)
     if env_id not in gym.registry:
