@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from neuroevo.checkpoint import read_policy
-from neuroevo.envs import make_env, resolve_env_id
+from neuroevo.envs import make_env
+from neuroevo.envs.gym_backend import make_gymnasium_env
 from neuroevo.policies import DeployedPolicy
 from neuroevo.rollout import evaluate
 
@@ -49,11 +50,7 @@ def evaluate_checkpoint(
         raise ValueError(f"episodes must be positive, got {episodes}")
     if backend == "gymnasium":
         deployed = DeployedPolicy.build(policy, params, action_space, normalizer)
-        entry_point = make_args.pop("entry_point", None)
-        try:
-            one = gym.make(resolve_env_id(env_id, entry_point), **make_args)
-        except gym.error.Error as err:
-            raise ValueError(f"cannot make {env_id!r}: {err}") from None
+        one = make_gymnasium_env(env_id, **make_args)
         try:
             _check_spaces(path, record, env_id, policy.obs_dim, action_space, one.observation_space,
                           one.action_space)
@@ -92,7 +89,7 @@ def play_episode(module: nn.Module, env: gym.Env, seed: int, frames: list[Any] |
     total, done = 0.0, False
     while not done:
         with torch.no_grad():
-            action = module(torch.as_tensor(obs)).cpu().numpy()
+            action = module(torch.as_tensor(obs).reshape(-1)).cpu().numpy()  # policies read flat observations
         obs, reward, terminated, truncated, _ = env.step(action)
         if frames is not None:
             frames.append(env.render())
@@ -157,11 +154,7 @@ def record_video(
     env_id, make_args = _saved_env(record, env_id)
     if max_steps:
         make_args["max_episode_steps"] = max_steps
-    try:
-        entry_point = make_args.pop("entry_point", None)
-        env = gym.make(resolve_env_id(env_id, entry_point), render_mode="rgb_array", **make_args)
-    except gym.error.Error as err:
-        raise ValueError(f"cannot render {env_id!r}: {err}") from None
+    env = make_gymnasium_env(env_id, render_mode="rgb_array", **make_args)
     try:
         frames: list[Any] = []  # rgb_array: one [H, W, 3] uint8 array per step
         total = play_episode(module, env, seed, frames)

@@ -6,12 +6,38 @@ gymnasium's own implementation.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
 
 from neuroevo.envs.atari import ATARI_SETTINGS, DEFAULT_MAX_FRAMES, gymnasium_reference, is_atari
 from neuroevo.envs.base import EpisodeState, VectorEnv, as_mask, seeds_tensor
+
+
+def make_gymnasium_env(env_id: str, *, entry_point: str | None = None, max_episode_steps: int | None = None,
+                       **kwargs: Any) -> gym.Env:
+    """One gymnasium env, as each copy of the gymnasium backend is made: a user's ``"package:Id"`` or
+    ``entry_point`` resolved (:func:`~neuroevo.envs.user.resolve_env_id`), an ``ALE/...`` id with the atari
+    backend's preprocessing as gymnasium's wrappers and its time limit in agent steps, ``kwargs`` the env's own
+    arguments (e.g. ``render_mode``). What a deployed policy is played on (``neuroevo eval``, videos); a one-line
+    ``ValueError`` for an id gymnasium cannot make."""
+    from neuroevo.envs.user import resolve_env_id
+
+    env_id = resolve_env_id(env_id, entry_point)
+    try:
+        if not is_atari(env_id):
+            if max_episode_steps is not None:
+                kwargs["max_episode_steps"] = int(max_episode_steps)
+            return gym.make(env_id, **kwargs)
+        atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}
+        made, (preprocess,) = gymnasium_reference(env_id, **atari)
+        env = preprocess(gym.make(env_id, **made, **kwargs))
+        steps = max_episode_steps or DEFAULT_MAX_FRAMES // atari.get("frame_skip", 4)
+        return gym.wrappers.TimeLimit(env, max_episode_steps=int(steps))
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make {env_id!r}: {err}") from None
 
 
 class GymVectorEnv(VectorEnv):
@@ -51,13 +77,13 @@ class GymVectorEnv(VectorEnv):
     ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
-        if max_episode_steps is not None:
-            kwargs["max_episode_steps"] = int(max_episode_steps)  # gym.make's own argument: its TimeLimit
         wrappers, atari = None, {}
-        if is_atari(env_id):  # the atari backend's preprocessing, as gymnasium's wrappers
-            atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}
+        if is_atari(env_id):  # the atari backend's preprocessing, as gymnasium's wrappers; the time limit in agent
+            atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}  # steps is EpisodeState's
             made, wrappers = gymnasium_reference(env_id, **atari)
             kwargs.update(made)
+        elif max_episode_steps is not None:
+            kwargs["max_episode_steps"] = int(max_episode_steps)  # gym.make's own argument: its TimeLimit
         try:
             self.env = gym.make_vec(
                 env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, wrappers=wrappers, **kwargs
