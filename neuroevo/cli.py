@@ -9,10 +9,11 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
-from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config
+from neuroevo.config import card_names, config_from_dict, load_card, parse_override, resolve_config
 from neuroevo.envs import BACKENDS
 
 
@@ -36,9 +37,32 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out.setdefault("env", {})["backend"] = args.backend
     if args.policy is not None:
         out.setdefault("policy", {})["kind"] = args.policy
+    log = _log_overrides(args)
+    if log:
+        out["log"] = log
     for text in args.set or []:
         _merge(out, parse_override(text))
-    return out
+    overlay: dict[str, Any] = {}  # --config files first: the flags and --set override them
+    for path in args.config or []:
+        _merge(overlay, load_card(Path(path)))
+    _merge(overlay, out)
+    return overlay
+
+
+def _log_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--log, --track, --wandb-project, --capture-video as the config's ``[log]`` section."""
+    from neuroevo.logger import parse_formats
+
+    log: dict[str, Any] = {}
+    if args.log is not None:
+        log["formats"] = parse_formats(args.log)
+    if args.track:
+        log["track"] = True
+    if args.wandb_project is not None:
+        log["wandb_project"] = args.wandb_project
+    if args.capture_video is not None:
+        log["capture_video"] = args.capture_video
+    return log
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -50,13 +74,17 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from neuroevo.logger import command_line
     from neuroevo.trainer import Trainer
 
     overrides = _train_overrides(args)
+    if args.capture_video is not None and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "osmesa"  # headless: MuJoCo's software renderer, before mujoco is imported
+    command = command_line(args.argv)
     if args.resume is not None and (args.popsize is not None or args.env is not None or args.out is not None):
         raise ValueError("--resume continues the run's own config: --env, --out and --popsize cannot change")
     if args.resume is not None:
-        trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet)
+        trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet, command=command)
         print(f"resuming {args.resume} at generation {trainer.generation}")
     else:
         if args.env is None or args.out is None:
@@ -64,7 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = resolve_config(args.env, overrides)
         if args.popsize is not None:  # an override of the chosen optimizer's section, type-checked like --set
             config = config_from_dict({config.run.algo: {"popsize": args.popsize}}, config)
-        trainer = Trainer(config, args.out, progress=not args.quiet)
+        trainer = Trainer(config, args.out, progress=not args.quiet, command=command)
+    if "stdout" in trainer.config.log.formats:
+        trainer.progress = False  # the rows are printed: no bar between them
     cfg = trainer.config
     where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"
     if cfg.run.workers:
@@ -83,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{status}: best evaluated return {result.best_eval_return:.2f} after {result.generations} generations, "
         f"{result.env_steps} env steps, {result.wall_time:.1f} s"
     )
-    print(f"results in {result.run_dir}: config.json, metrics.jsonl, best_policy.pt, checkpoints/last.pt")
+    print(f"results in {result.run_dir}: config.json, command.txt, metrics.jsonl, best_policy.pt, checkpoints/last.pt")
     return 0
 
 
@@ -118,6 +148,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from neuroevo.report import write_report
 
     overrides: dict[str, Any] = {}
+    if args.log is not None:
+        from neuroevo.logger import parse_formats
+
+        overrides["log"] = {"formats": parse_formats(args.log)}
     for text in args.set or []:
         _merge(overrides, parse_override(text))
 
@@ -176,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(the value is read as TOML; every setting: docs/reference/task-cards.md)",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the rollout step")
+    train.add_argument("--config", action="append", metavar="FILE",
+                       help="a TOML overlay of task-card settings (e.g. neuroevo tune's best.toml), over the card and "
+                       "under the other flags")
+    _add_log_arguments(train)
     ray = train.add_argument_group("distributed evaluation (Ray)")
     ray.add_argument("--workers", type=int, help="evaluate the population on N Ray worker actors (0: in this process)")
     ray.add_argument(
@@ -227,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", required=True, help="comparison directory")
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (default 1)")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
+    cmp.add_argument("--log", metavar="FORMATS", help="output formats of every run (see train --log)")
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)
     cmp.set_defaults(func=cmd_compare)
 
@@ -237,12 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    from neuroevo.logger import DEFAULT_FORMATS, FORMATS
+
+    log = parser.add_argument_group("logging and tracking (docs/guides/logging-and-tuning.md)")
+    log.add_argument("--log", metavar="FORMATS",
+                     help=f"comma-separated output formats from {','.join(FORMATS)} "
+                     f"(default {','.join(DEFAULT_FORMATS)}; json, metrics.jsonl, is always written)")
+    log.add_argument("--track", action="store_true", help="track the run with Weights & Biases (the wandb extra)")
+    log.add_argument("--wandb-project", metavar="NAME", help="W&B project of --track (default neuroevo)")
+    log.add_argument("--capture-video", type=int, metavar="EVERY",
+                     help="render the best policy every EVERY generations into RUN/videos/ (and TensorBoard / W&B)")
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"neuroevo: {category.__name__}: {message}", file=file or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         return args.func(args)
