@@ -1,4 +1,4 @@
-"""The command line: ``neuroevo train | eval | bench | compare | report``.
+"""The command line: ``neuroevo train | eval | bench | compare | tune | report``.
 
 It parses and calls the library, nothing more.
 """
@@ -169,6 +169,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from neuroevo.logger import command_line
+    from neuroevo.tune import tune
+
+    overrides: dict[str, Any] = {}
+    for text in args.set or []:
+        _merge(overrides, parse_override(text))
+
+    def on_trial(trial) -> None:
+        value = "" if trial.value is None else f", return {trial.value:.2f}"
+        print(f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.params}", flush=True)
+
+    result = tune(args.task, args.algo, args.trials, args.budget, args.out, seed=args.seed, marks=args.marks,
+                  jobs=args.jobs, threads=args.threads, overrides=overrides or None, command=command_line(args.argv),
+                  on_trial=on_trial)
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
+    print(f"best: trial {result.best_trial}, evaluated return {result.best_value:.2f} ({states})")
+    print(f"settings: {args.out}/best.toml; train with them: neuroevo train --env {args.task} "
+          f"--config {args.out}/best.toml --out RUN")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from neuroevo.compare import load_comparison
     from neuroevo.report import write_report
@@ -268,6 +290,26 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--log", metavar="FORMATS", help="output formats of every run (see train --log)")
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)
     cmp.set_defaults(func=cmd_compare)
+
+    tn = sub.add_parser(
+        "tune",
+        help="search an optimizer's settings with Optuna (TPE, median pruning), like the RL Zoo's --optimize",
+        description="Train --trials runs of --algo on TASK with settings drawn from its search space, each under "
+        "--budget env steps, pruned on evaluations at --marks env-step marks; the study lives in OUT/study.journal "
+        "(a rerun continues it) and the best settings in OUT/best.toml (neuroevo train --config).",
+    )
+    tn.add_argument("task", help="env id with a task card, or a card path")
+    tn.add_argument("--algo", required=True, choices=list(ALGORITHMS), help="the optimizer to tune")
+    tn.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    tn.add_argument("--budget", type=int, required=True, metavar="STEPS", help="training env steps of each trial")
+    tn.add_argument("--out", required=True, help="study directory")
+    tn.add_argument("--seed", type=int, default=0, help="run seed of every trial, and the sampler's (default 0)")
+    tn.add_argument("--marks", type=int, default=5, help="evaluations per trial, at evenly spaced env steps "
+                    "(default 5); the pruner compares trials there")
+    tn.add_argument("--jobs", type=int, default=1, help="trials at once, in threads of this process (default 1)")
+    tn.add_argument("--threads", type=int, default=1, help="torch CPU threads, shared by the jobs (default 1)")
+    tn.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override of every trial")
+    tn.set_defaults(func=cmd_tune)
 
     rep = sub.add_parser("report", help="rebuild a comparison's report from its saved runs")
     rep.add_argument("dir", help="a neuroevo compare --out directory")

@@ -263,7 +263,7 @@ class Logger:
     """The run's output formats (``log.formats``), its W&B run (``log.track``) and its videos, behind one ``write``.
 
     Args:
-        run_dir: the run directory (None: only stdout and W&B can be written).
+        run_dir: the run directory (None: no files; only stdout and W&B are written).
         log: the run's ``[log]`` settings.
         config: the whole config as plain data (W&B's run config).
         generation, env_steps: where the run starts: 0 for a new run, the checkpoint's for a resumed one (rows
@@ -282,9 +282,7 @@ class Logger:
         log.validate()
         self.run_dir = run_dir
         self.log = log
-        formats = {normalize_format(f) for f in log.formats}
-        if run_dir is None and formats & {"csv", "tensorboard"}:
-            raise ValueError("log formats csv and tensorboard write into the run directory: give the run one (--out)")
+        formats = {normalize_format(f) for f in log.formats}  # without a run directory: stdout and W&B only
         self.writers: list[Any] = []
         self.tensorboard: TensorBoardWriter | None = None
         self.wandb: WandbWriter | None = None
