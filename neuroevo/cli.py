@@ -178,14 +178,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _merge(overrides, parse_override(text))
 
     def on_trial(trial) -> None:
-        value = "" if trial.value is None else f", return {trial.value:.2f}"
-        print(f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.params}", flush=True)
+        if trial.value is not None:
+            value = f", mean return over the marks {trial.value:.2f}"
+        elif trial.intermediate_values:
+            mark = max(trial.intermediate_values)
+            value = f" at {mark} env steps, return {trial.intermediate_values[mark]:.2f}"
+        else:
+            value = ""
+        print(f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.user_attrs.get('settings', {})}",
+              flush=True)
 
     result = tune(args.task, args.algo, args.trials, args.budget, args.out, seed=args.seed, marks=args.marks,
                   jobs=args.jobs, threads=args.threads, overrides=overrides or None, command=command_line(args.argv),
                   on_trial=on_trial)
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
-    print(f"best: trial {result.best_trial}, evaluated return {result.best_value:.2f} ({states})")
+    print(f"best: trial {result.best_trial}, mean evaluated return over the marks {result.best_value:.2f} ({states})")
     print(f"settings: {args.out}/best.toml; train with them: neuroevo train --env {args.task} "
           f"--config {args.out}/best.toml --out RUN")
     return 0

@@ -4,7 +4,9 @@ Each trial trains the optimizer with settings drawn from its search space (:data
 under the same env-step budget and seed, evaluates the solution at ``marks`` fixed env-step marks (not
 generations: their size changes with the population size being tuned) and reports each evaluation to Optuna's
 median pruner, which stops trials whose curve falls below the median of the earlier trials at the same mark.
-A trial's value is its evaluated mean return at the budget.
+A trial's value is the mean of its evaluations at the marks (the area under its learning curve, the last mark at
+the budget): it prefers settings that learn fast and hold what they learned, and it separates settings that all
+reach a task's maximum return by the end.
 
 Layout of ``out``::
 
@@ -91,7 +93,7 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
             "top_directions": _share(1, 0.25, 0.5, 1.0, per=2)},
     "pso": {"popsize": POPSIZES, "sigma": _log(0.01, 1.0), "inertia": _uniform(0.4, 0.95),
             "cognitive": _uniform(0.5, 2.5), "social": _uniform(0.5, 2.5)},
-    "de": {"popsize": POPSIZES, "sigma": _log(0.01, 1.0), "strategy": _choice("rand/1/bin", "best/1/bin"),
+    "de": {"popsize": POPSIZES, "sigma": _log(0.01, 1.0), "strategy": _choice("rand/1/bin", "current-to-best/1/bin"),
            "differential_weight": _uniform(0.3, 1.0), "crossover_rate": _uniform(0.1, 1.0)},
     "sa": {"popsize": POPSIZES, "sigma": _log(0.002, 0.5), "init_sigma": _log(0.01, 1.0),
            "cooling": _uniform(0.8, 0.99)},
@@ -104,7 +106,7 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "pgpe": {"popsize": POPSIZES, "sigma_norm": _log(0.05, 1.0), "lr": _log(0.001, 0.1), "sigma_lr": _log(0.01, 0.5)},
     "snes": {"sigma": _log(0.01, 1.0), "lr": _log(0.1, 2.0)},
     "xnes": {"sigma": _log(0.01, 1.0), "lr": _log(0.1, 2.0)},
-    "cem": {"popsize": POPSIZES, "sigma": _log(0.1, 3.0), "parenthood_ratio": _uniform(0.1, 0.5)},
+    "cem": {"popsize": _choice(16, 32, 64, 128, 256), "sigma": _log(0.1, 3.0), "parenthood_ratio": _uniform(0.125, 0.5)},
 }
 
 
@@ -158,27 +160,26 @@ def trial_config(task: str, algo: str, budget: int, seed: int, settings: dict[st
     return config_from_dict({"run": run, **settings}, config)
 
 
-def run_trial(config: Config, marks: list[int], report: Callable[[float, int], bool]) -> float:
+def run_trial(config: Config, marks: list[int], report: Callable[[float, int], bool]) -> list[float]:
     """Train ``config`` to its budget; at each mark, evaluate the solution and ``report(return, mark)``, which
-    returns True to stop (prune) the trial. Returns the evaluated mean return at the budget."""
+    returns True to stop (prune) the trial. Returns the evaluated mean returns at the marks reached."""
     from neuroevo.trainer import Trainer
 
     trainer = Trainer(config, None)
-    value = float("nan")
-    k = 0
+    curve: list[float] = []
     try:
         while not trainer.done():
             row = trainer.step()
-            if k < len(marks) and trainer.env_steps >= marks[k]:
+            if len(curve) < len(marks) and trainer.env_steps >= marks[len(curve)]:
                 value = row["eval/return_mean"] if "eval/return_mean" in row else \
                     trainer.evaluate_solution()["eval/return_mean"]
-                while k < len(marks) and trainer.env_steps >= marks[k]:  # one generation may pass several marks
-                    if report(value, marks[k]):
-                        return value
-                    k += 1
+                while len(curve) < len(marks) and trainer.env_steps >= marks[len(curve)]:  # a generation may pass
+                    curve.append(value)                                                 # several marks
+                    if report(value, marks[len(curve) - 1]):
+                        return curve
     finally:
         trainer.close()
-    return value
+    return curve
 
 
 @dataclass
@@ -186,7 +187,7 @@ class TuneResult:
     """A study's outcome so far."""
 
     best_value: float
-    """the best trial's evaluated mean return at the budget"""
+    """the best trial's value: the mean of its evaluated returns at the marks"""
     best_trial: int
     best_settings: dict[str, Any]
     """the card overlay in best.toml: ``{"run": {"algo": ...}, algo: {setting: value}}``"""
@@ -260,6 +261,7 @@ def tune(
         return run.result(study)
     finally:
         lock.close()
+        (out / "tune.lock").unlink(missing_ok=True)
 
 
 def _open_study(optuna: Any, out: Path, seed: int, trials: int, marks: list[int]) -> Any:
@@ -307,13 +309,14 @@ class _Study:
             return trial.should_prune()
 
         try:
-            value = run_trial(config, self.marks, report)
+            curve = run_trial(config, self.marks, report)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)  # queued again by the next run of the study
             raise
-        if trial.should_prune():
+        trial.set_user_attr("final_return", curve[-1])
+        if len(curve) < len(self.marks):
             raise optuna.TrialPruned()
-        return value
+        return sum(curve) / len(curve)
 
     def finished(self, study: Any, trial: Any) -> None:
         from optuna.trial import TrialState
@@ -405,7 +408,8 @@ def _toml(value: Any) -> str:
 def write_overlay(path: Path, task: str, algo: str, trial: Any, budget: int, command: str | None) -> None:
     """best.toml: the trial's settings as a TOML card overlay, with where they came from in its comments."""
     lines = [
-        f"# neuroevo tune: trial {trial.number}, evaluated mean return {trial.value:.2f} after {budget} env steps",
+        f"# neuroevo tune: trial {trial.number}, mean evaluated return {trial.value:.2f} over the marks, "
+        f"{trial.user_attrs['final_return']:.2f} at {budget} env steps",
         *([f"# study: {command}"] if command else []),
         f"# use: neuroevo train --env {task} --config {path.name} --out RUN",
         "",
@@ -419,15 +423,17 @@ def write_overlay(path: Path, task: str, algo: str, trial: Any, budget: int, com
 
 
 def _write_trials(path: Path, trials: list[Any]) -> None:
-    """trials.csv: number, state, value, the last mark reported, the settings (as the card takes them)."""
+    """trials.csv: number, state, value, the last mark reported and its return, the settings (as the card
+    takes them)."""
     settings = [{f"{section}.{k}": v for section, values in t.user_attrs.get("settings", {}).items()
                  for k, v in values.items()} for t in trials]
     names = list(dict.fromkeys(k for row in settings for k in row))
-    rows: list[list[Any]] = [["number", "state", "value", "last_mark", *names]]
+    rows: list[list[Any]] = [["number", "state", "value", "last_mark", "last_return", *names]]
     for t, row in zip(trials, settings, strict=True):
         last = max(t.intermediate_values) if t.intermediate_values else ""
         value = "" if t.value is None else f"{t.value:.4g}"
-        rows.append([t.number, t.state.name, value, last, *(row.get(n, "") for n in names)])
+        last_return = f"{t.intermediate_values[last]:.4g}" if last != "" else ""
+        rows.append([t.number, t.state.name, value, last, last_return, *(row.get(n, "") for n in names)])
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     text = buffer.getvalue().encode()
