@@ -106,7 +106,8 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "pgpe": {"popsize": POPSIZES, "sigma_norm": _log(0.05, 1.0), "lr": _log(0.001, 0.1), "sigma_lr": _log(0.01, 0.5)},
     "snes": {"sigma": _log(0.01, 1.0), "lr": _log(0.1, 2.0)},
     "xnes": {"sigma": _log(0.01, 1.0), "lr": _log(0.1, 2.0)},
-    "cem": {"popsize": _choice(16, 32, 64, 128, 256), "sigma": _log(0.1, 3.0), "parenthood_ratio": _uniform(0.125, 0.5)},
+    "cem": {"popsize": _choice(16, 32, 64, 128, 256), "sigma": _log(0.1, 3.0),
+            "parenthood_ratio": _uniform(0.125, 0.5)},  # at least 2 parents
 }
 
 
