@@ -207,7 +207,14 @@ GENERATORS = {
     "task-card-list": lambda arg: task_card_list(),
     "card": card_toml,
     "cli": lambda arg: cli_reference(),
+    "search-spaces": lambda arg: _search_spaces(),
 }
+
+
+def _search_spaces() -> str:
+    from neuroevo.tune import search_space_table
+
+    return search_space_table()
 
 
 def expand(markdown: str) -> str:
