@@ -314,7 +314,7 @@ class Logger:
         reader: Any
         with imageio.get_reader(path) as reader:
             fps = int(round(reader.get_meta_data().get("fps", 30)))
-            frames = list(reader)
+            frames = [frame for frame in reader]  # not list(): an mp4 reader reports an infinite length
         if self.tensorboard is not None:
             stride = max(1, math.ceil(len(frames) / 100))  # at most ~100 frames in the GIF
             self.tensorboard.video(tag, frames[::stride], max(1, fps // stride), env_steps)
