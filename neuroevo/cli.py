@@ -178,9 +178,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _merge(overrides, parse_override(text))
 
     def on_trial(trial) -> None:
-        if trial.value is not None:
+        if trial.state.name == "COMPLETE":
             value = f", mean return over the marks {trial.value:.2f}"
-        elif trial.intermediate_values:
+        elif trial.intermediate_values:  # pruned (Optuna's value is then the last report) or failed
             mark = max(trial.intermediate_values)
             value = f" at {mark} env steps, return {trial.intermediate_values[mark]:.2f}"
         else:

@@ -432,7 +432,7 @@ def _write_trials(path: Path, trials: list[Any]) -> None:
     rows: list[list[Any]] = [["number", "state", "value", "last_mark", "last_return", *names]]
     for t, row in zip(trials, settings, strict=True):
         last = max(t.intermediate_values) if t.intermediate_values else ""
-        value = "" if t.value is None else f"{t.value:.4g}"
+        value = f"{t.value:.4g}" if t.state.name == "COMPLETE" else ""  # a pruned trial's is its last report
         last_return = f"{t.intermediate_values[last]:.4g}" if last != "" else ""
         rows.append([t.number, t.state.name, value, last, last_return, *(row.get(n, "") for n in names)])
     buffer = io.StringIO()

@@ -25,7 +25,8 @@ def scalars(log_dir):
 
 
 def train(out, *flags):
-    return main(["train", "--env", "CartPole-v1", "--algo", "ars", "--seed", "3", "--quiet", *flags, "--out", str(out)])
+    return main(["train", "--env", "CartPole-v1", "--algo", "ars", "--seed", "3", "--set", "run.eval_episodes=3",
+                 "--quiet", *flags, "--out", str(out)])
 
 
 def test_every_format_holds_the_same_metrics_and_a_resume_continues_them(tmp_path, capsys):
@@ -34,7 +35,7 @@ def test_every_format_holds_the_same_metrics_and_a_resume_continues_them(tmp_pat
     printed = capsys.readouterr().out
     assert "| eval/return_mean" in printed and "| train/fitness_mean" in printed  # the console table
     assert (out / "command.txt").read_text().splitlines() == [
-        f"neuroevo train --env CartPole-v1 --algo ars --seed 3 --quiet --generations 3 --log "
+        f"neuroevo train --env CartPole-v1 --algo ars --seed 3 --set run.eval_episodes=3 --quiet --generations 3 --log "
         f"stdout,csv,jsonl,tensorboard --out {out}"]
     kept = tmp_path / "gen3.pt"
     shutil.copy(out / "checkpoints" / "last.pt", kept)
