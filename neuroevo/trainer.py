@@ -73,7 +73,8 @@ class Trainer:
 
     Args:
         config: the run's :class:`~neuroevo.config.Config` (see ``resolve_config`` for task cards).
-        out: run directory (config, metrics.jsonl, checkpoints/, best_policy.pt); None keeps nothing.
+        out: run directory (config.json, command.txt, the metrics in ``config.log``'s formats (metrics.jsonl,
+            progress.csv, ...; :mod:`neuroevo.logger`), checkpoints/, best_policy.pt); None keeps nothing.
         policy: a custom :class:`~neuroevo.policies.Policy` (e.g. a ``ModulePolicy``) instead of the
             config's linear/MLP.
         progress: show a progress bar with the best return and env steps per second.
