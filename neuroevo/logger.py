@@ -244,9 +244,13 @@ class WandbWriter:
         self.run.finish()
 
 
-def check_renderable(env_id: str) -> None:
-    """A one-line ``ValueError`` now, rather than at the first video, if gymnasium cannot render ``env_id``."""
+def check_renderable(env_id: str, run_dir: Path | None) -> None:
+    """A one-line ``ValueError`` now, rather than at the first video, if the run cannot keep videos or gymnasium
+    cannot render ``env_id``."""
     import gymnasium as gym
+
+    if run_dir is None:
+        raise ValueError("log.capture_video writes into the run directory: give the run one (--out)")
 
     try:
         env = gym.make(env_id, render_mode="rgb_array")

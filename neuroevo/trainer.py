@@ -280,7 +280,7 @@ class Trainer:
             atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
             record_command(self.run_dir, self.command)
         if self.config.log.capture_video is not None:
-            check_renderable(self.config.env.id)
+            check_renderable(self.config.env.id, self.run_dir)
         # continues a resumed run's files: what the killed run wrote after its checkpoint is dropped
         self.logger = Logger(self.run_dir, self.config.log, self.config.to_dict(), generation=self.generation,
                              env_steps=self.env_steps)

@@ -62,6 +62,10 @@ def test_every_format_holds_the_same_metrics_and_a_resume_continues_them(tmp_pat
 def test_bad_log_settings_are_one_line_errors(tmp_path, capsys, monkeypatch):
     assert train(tmp_path / "a", "--generations", "1", "--log", "stdout,xml") == 2
     assert "unknown log format 'xml'" in capsys.readouterr().err
+    assert train(tmp_path / "a", "--generations", "1", "--capture-video", "0") == 2
+    assert "log.capture_video must be a positive number of generations" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="writes into the run directory"):
+        Trainer(resolve_config("CartPole-v1", {"run": {"generations": 1}, "log": {"capture_video": 1}})).run()
     monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)  # not installed
     assert train(tmp_path / "b", "--generations", "1", "--log", "tensorboard") == 2
     assert "pip install 'neuroevo[tensorboard]'" in capsys.readouterr().err
