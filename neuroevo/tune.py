@@ -21,6 +21,7 @@ kill left running (or that Ctrl-C interrupted) are queued again with the same se
 
 from __future__ import annotations
 
+import copy
 import csv
 import fcntl
 import io
@@ -36,6 +37,8 @@ import torch
 
 from neuroevo.checkpoint import atomic_write, atomic_write_json
 from neuroevo.config import Config, config_from_dict, resolve_config
+from neuroevo.rollout import evaluate
+from neuroevo.seeding import derive_seed
 
 
 @dataclass(frozen=True)
@@ -157,30 +160,45 @@ def trial_config(task: str, algo: str, budget: int, seed: int, settings: dict[st
     """A trial's config: the card, the study's overrides, the trial's settings, the budget (env steps only)."""
     config = resolve_config(task, overrides)
     run = {"algo": algo, "seed": seed, "steps": budget, "generations": None, "target": None,
-           "eval_every": 2**31 - 1}  # evaluations at the marks only (and at the budget)
+           "eval_every": 2**31 - 1}  # the trainer evaluates only once the budget is spent; the trial at the marks
     return config_from_dict({"run": run, **settings}, config)
 
 
 def run_trial(config: Config, marks: list[int], report: Callable[[float, int], bool]) -> list[float]:
-    """Train ``config`` to its budget; at each mark, evaluate the solution and ``report(return, mark)``, which
-    returns True to stop (prune) the trial. Returns the evaluated mean returns at the marks reached."""
+    """Train ``config`` to its budget; at each mark, evaluate the solution as it stood there and
+    ``report(return, mark)``, which returns True to stop (prune) the trial. Returns the returns at the marks
+    reached.
+
+    The solution at a mark is the one the generation that crossed it started from (the RL Zoo's evaluation
+    callbacks, too, evaluate the policy that collected those steps): a population that spends the whole budget
+    in one generation is judged on what it had learned within the budget, not on one update past it.
+    """
     from neuroevo.trainer import Trainer
 
     trainer = Trainer(config, None)
     curve: list[float] = []
     try:
-        while not trainer.done():
-            row = trainer.step()
-            if len(curve) < len(marks) and trainer.env_steps >= marks[len(curve)]:
-                value = row["eval/return_mean"] if "eval/return_mean" in row else \
-                    trainer.evaluate_solution()["eval/return_mean"]
-                while len(curve) < len(marks) and trainer.env_steps >= marks[len(curve)]:  # a generation may pass
-                    curve.append(value)                                                 # several marks
+        while len(curve) < len(marks):
+            center = trainer.optimizer.center.clone()
+            normalizer = copy.deepcopy(trainer.normalizer)
+            trainer.step()
+            if trainer.env_steps >= marks[len(curve)]:
+                value = _evaluate(trainer, center, normalizer)
+                while len(curve) < len(marks) and trainer.env_steps >= marks[len(curve)]:  # a generation may
+                    curve.append(value)                                                 # pass several marks
                     if report(value, marks[len(curve) - 1]):
                         return curve
     finally:
         trainer.close()
     return curve
+
+
+def _evaluate(trainer: Any, center: torch.Tensor, normalizer: Any) -> float:
+    """The mean return of ``center`` over the run's evaluation episodes (the trainer's seeds and settings)."""
+    cfg = trainer.config
+    result = evaluate(trainer.policy, center[None], trainer.eval_env, cfg.run.eval_episodes, cfg.env.max_steps,
+                      normalizer=normalizer, seed=derive_seed(cfg.run.seed, -1), compile=cfg.run.compile)
+    return float(result.episode_returns[0].mean())
 
 
 @dataclass
