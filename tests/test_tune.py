@@ -22,10 +22,10 @@ def journal_study(out):
 
 def test_tune_continues_after_a_crash_and_train_reuses_the_best_settings(tmp_path, capsys):
     out = tmp_path / "study"
-    assert main([*STUDY, "--trials", "3", "--jobs", "2", "--out", str(out)]) == 0
+    assert main([*STUDY, "--trials", "2", "--jobs", "2", "--out", str(out)]) == 0
     assert "best: trial" in capsys.readouterr().out
     study = journal_study(out)
-    assert len(study.trials) == 3
+    assert len(study.trials) == 2
     for trial in study.trials:  # reported at the env-step marks, not per generation
         assert set(trial.intermediate_values) <= set(marks_of(2000, 2)) and trial.intermediate_values
     # a crash mid-trial: a trial left RUNNING in the journal, with its settings drawn
@@ -33,13 +33,13 @@ def test_tune_continues_after_a_crash_and_train_reuses_the_best_settings(tmp_pat
     settings = sample(crashed, "ars")
     crashed.set_user_attr("settings", settings)
 
-    assert main([*STUDY, "--trials", "4", "--out", str(out)]) == 0
+    assert main([*STUDY, "--trials", "3", "--out", str(out)]) == 0
     trials = journal_study(out).trials
-    assert trials[3].state == optuna.trial.TrialState.FAIL and trials[3].user_attrs["crashed"]
-    assert len(trials) == 5 and trials[4].params == crashed.params and trials[4].user_attrs["requeue_of"] == 3
-    assert trials[4].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert trials[2].state == optuna.trial.TrialState.FAIL and trials[2].user_attrs["crashed"]
+    assert len(trials) == 4 and trials[3].params == crashed.params and trials[3].user_attrs["requeue_of"] == 2
+    assert trials[3].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     with open(out / "trials.csv", newline="") as f:
-        assert [row["state"] for row in csv.DictReader(f)][3] == "FAIL"
+        assert [row["state"] for row in csv.DictReader(f)][2] == "FAIL"
     assert len(json.loads((out / "tune.json").read_text())["commands"]) == 2
 
     best = tomllib.loads((out / "best.toml").read_text())
@@ -51,7 +51,7 @@ def test_tune_continues_after_a_crash_and_train_reuses_the_best_settings(tmp_pat
     config = json.loads((run / "config.json").read_text())
     assert config["run"]["algo"] == "ars" and {k: config["ars"][k] for k in best["ars"]} == best["ars"]
     # the same directory with another budget is another study
-    assert main([*STUDY[:5], "3000", *STUDY[6:], "--trials", "4", "--out", str(out)]) == 2
+    assert main([*STUDY[:5], "3000", *STUDY[6:], "--trials", "3", "--out", str(out)]) == 2
     assert "holds a study with other budget" in capsys.readouterr().err
 
 
