@@ -15,6 +15,7 @@ from typing import Any
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.config import card_names, config_from_dict, load_card, parse_override, resolve_config
 from neuroevo.envs import BACKENDS
+from neuroevo.logger import add_log_arguments, log_overrides
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out.setdefault("env", {})["backend"] = args.backend
     if args.policy is not None:
         out.setdefault("policy", {})["kind"] = args.policy
-    log = _log_overrides(args)
+    log = log_overrides(args)
     if log:
         out["log"] = log
     for text in args.set or []:
@@ -47,22 +48,6 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
         _merge(overlay, load_card(Path(path)))
     _merge(overlay, out)
     return overlay
-
-
-def _log_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """--log, --track, --wandb-project, --capture-video as the config's ``[log]`` section."""
-    from neuroevo.logger import parse_formats
-
-    log: dict[str, Any] = {}
-    if args.log is not None:
-        log["formats"] = parse_formats(args.log)
-    if args.track:
-        log["track"] = True
-    if args.wandb_project is not None:
-        log["wandb_project"] = args.wandb_project
-    if args.capture_video is not None:
-        log["capture_video"] = args.capture_video
-    return log
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -171,26 +156,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from neuroevo.logger import command_line
-    from neuroevo.tune import tune
+    from neuroevo.tune import describe_trial, tune
 
     overrides: dict[str, Any] = {}
     for text in args.set or []:
         _merge(overrides, parse_override(text))
-
-    def on_trial(trial) -> None:
-        if trial.state.name == "COMPLETE":
-            value = f", mean return over the marks {trial.value:.2f}"
-        elif trial.intermediate_values:  # pruned (Optuna's value is then the last report) or failed
-            mark = max(trial.intermediate_values)
-            value = f" at {mark} env steps, return {trial.intermediate_values[mark]:.2f}"
-        else:
-            value = ""
-        print(f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.user_attrs.get('settings', {})}",
-              flush=True)
-
     result = tune(args.task, args.algo, args.trials, args.budget, args.out, seed=args.seed, marks=args.marks,
                   jobs=args.jobs, threads=args.threads, overrides=overrides or None, command=command_line(args.argv),
-                  on_trial=on_trial)
+                  on_trial=lambda trial: print(describe_trial(trial), flush=True))
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"best: trial {result.best_trial}, mean evaluated return over the marks {result.best_value:.2f} ({states})")
     print(f"settings: {args.out}/best.toml; train with them: neuroevo train --env {args.task} "
@@ -242,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", action="append", metavar="FILE",
                        help="a TOML overlay of task-card settings (e.g. neuroevo tune's best.toml), over the card and "
                        "under the other flags")
-    _add_log_arguments(train)
+    add_log_arguments(train)
     ray = train.add_argument_group("distributed evaluation (Ray)")
     ray.add_argument("--workers", type=int, help="evaluate the population on N Ray worker actors (0: in this process)")
     ray.add_argument(
@@ -298,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)
     cmp.set_defaults(func=cmd_compare)
 
+    from neuroevo.tune import add_arguments as add_tune_arguments
+
     tn = sub.add_parser(
         "tune",
         help="search an optimizer's settings with Optuna (TPE, median pruning), like the RL Zoo's --optimize",
@@ -305,17 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget env steps, pruned on evaluations at --marks env-step marks; the study lives in OUT/study.journal "
         "(a rerun continues it) and the best settings in OUT/best.toml (neuroevo train --config).",
     )
-    tn.add_argument("task", help="env id with a task card, or a card path")
-    tn.add_argument("--algo", required=True, choices=list(ALGORITHMS), help="the optimizer to tune")
-    tn.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
-    tn.add_argument("--budget", type=int, required=True, metavar="STEPS", help="training env steps of each trial")
-    tn.add_argument("--out", required=True, help="study directory")
-    tn.add_argument("--seed", type=int, default=0, help="run seed of every trial, and the sampler's (default 0)")
-    tn.add_argument("--marks", type=int, default=5, help="evaluations per trial, at evenly spaced env steps "
-                    "(default 5); the pruner compares trials there")
-    tn.add_argument("--jobs", type=int, default=1, help="trials at once, in threads of this process (default 1)")
-    tn.add_argument("--threads", type=int, default=1, help="torch CPU threads, shared by the jobs (default 1)")
-    tn.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override of every trial")
+    add_tune_arguments(tn)
     tn.set_defaults(func=cmd_tune)
 
     rep = sub.add_parser("report", help="rebuild a comparison's report from its saved runs")
@@ -323,19 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="where to write report.md, the PNGs and summary.json (default DIR)")
     rep.set_defaults(func=cmd_report)
     return parser
-
-
-def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
-    from neuroevo.logger import DEFAULT_FORMATS, FORMATS
-
-    log = parser.add_argument_group("logging and tracking (docs/guides/logging-and-tuning.md)")
-    log.add_argument("--log", metavar="FORMATS",
-                     help=f"comma-separated output formats from {','.join(FORMATS)} "
-                     f"(default {','.join(DEFAULT_FORMATS)}; json, metrics.jsonl, is always written)")
-    log.add_argument("--track", action="store_true", help="track the run with Weights & Biases (the wandb extra)")
-    log.add_argument("--wandb-project", metavar="NAME", help="W&B project of --track (default neuroevo)")
-    log.add_argument("--capture-video", type=int, metavar="EVERY",
-                     help="render the best policy every EVERY generations into RUN/videos/ (and TensorBoard / W&B)")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -22,6 +22,7 @@ first, then each resume), beside ``config.json``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -76,6 +77,32 @@ def parse_formats(text: str) -> list[str]:
     names = [normalize_format(n.strip().lower()) for n in text.split(",") if n.strip()]
     LogConfig(formats=names).validate()
     return list(dict.fromkeys(names))
+
+
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """The logging flags of ``neuroevo train``: --log, --track, --wandb-project, --capture-video."""
+    log = parser.add_argument_group("logging and tracking (docs/guides/logging-and-tuning.md)")
+    log.add_argument("--log", metavar="FORMATS",
+                     help=f"comma-separated output formats from {','.join(FORMATS)} "
+                     f"(default {','.join(DEFAULT_FORMATS)}; json, metrics.jsonl, is always written)")
+    log.add_argument("--track", action="store_true", help="track the run with Weights & Biases (the wandb extra)")
+    log.add_argument("--wandb-project", metavar="NAME", help="W&B project of --track (default neuroevo)")
+    log.add_argument("--capture-video", type=int, metavar="EVERY",
+                     help="render the best policy every EVERY generations into RUN/videos/ (and TensorBoard / W&B)")
+
+
+def log_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The logging flags as the config's ``[log]`` section (only those given)."""
+    log: dict[str, Any] = {}
+    if args.log is not None:
+        log["formats"] = parse_formats(args.log)
+    if args.track:
+        log["track"] = True
+    if args.wandb_project is not None:
+        log["wandb_project"] = args.wandb_project
+    if args.capture_video is not None:
+        log["capture_video"] = args.capture_video
+    return log
 
 
 def command_line(argv: list[str] | None = None) -> str:

@@ -21,6 +21,7 @@ kill left running (or that Ctrl-C interrupted) are queued again with the same se
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import fcntl
@@ -112,6 +113,35 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "cem": {"popsize": _choice(16, 32, 64, 128, 256), "sigma": _log(0.1, 3.0),
             "parenthood_ratio": _uniform(0.125, 0.5)},  # at least 2 parents
 }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``neuroevo tune``'s flags on ``parser``."""
+    from neuroevo.algorithms import ALGORITHMS
+
+    parser.add_argument("task", help="env id with a task card, or a card path")
+    parser.add_argument("--algo", required=True, choices=list(ALGORITHMS), help="the optimizer to tune")
+    parser.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    parser.add_argument("--budget", type=int, required=True, metavar="STEPS", help="training env steps of each trial")
+    parser.add_argument("--out", required=True, help="study directory")
+    parser.add_argument("--seed", type=int, default=0, help="run seed of every trial, and the sampler's (default 0)")
+    parser.add_argument("--marks", type=int, default=5, help="evaluations per trial, at evenly spaced env steps "
+                        "(default 5); the pruner compares trials there")
+    parser.add_argument("--jobs", type=int, default=1, help="trials at once, in threads of this process (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads, shared by the jobs (default 1)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override of every trial")
+
+
+def describe_trial(trial: Any) -> str:
+    """One line per finished trial: its state, its value (or where it stopped) and its settings."""
+    if trial.state.name == "COMPLETE":
+        value = f", mean return over the marks {trial.value:.2f}"
+    elif trial.intermediate_values:  # pruned (Optuna's value is then the last report) or failed
+        mark = max(trial.intermediate_values)
+        value = f" at {mark} env steps, return {trial.intermediate_values[mark]:.2f}"
+    else:
+        value = ""
+    return f"trial {trial.number}: {trial.state.name.lower()}{value} {trial.user_attrs.get('settings', {})}"
 
 
 def search_space(algo: str) -> dict[str, Param]:
