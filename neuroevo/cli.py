@@ -1,4 +1,4 @@
-"""The command line: ``neuroevo train | eval | bench | compare | report``.
+"""The command line: ``neuroevo train | eval | bench | compare | tune | report``.
 
 It parses and calls the library, nothing more.
 """
@@ -14,8 +14,9 @@ from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.cli_user import add_user_code_arguments, build_module, env_id_of, user_code_overrides
-from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config
+from neuroevo.config import card_names, config_from_dict, load_card, parse_override, resolve_config
 from neuroevo.envs import BACKENDS
+from neuroevo.logger import add_log_arguments, log_overrides
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,9 +40,16 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.policy is not None:
         out.setdefault("policy", {})["kind"] = args.policy
     _merge(out, user_code_overrides(args))
+    log = log_overrides(args)
+    if log:
+        out["log"] = log
     for text in args.set or []:
         _merge(out, parse_override(text))
-    return out
+    overlay: dict[str, Any] = {}  # --config files first: the flags and --set override them
+    for path in args.config or []:
+        _merge(overlay, load_card(Path(path)))
+    _merge(overlay, out)
+    return overlay
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -53,14 +61,18 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from neuroevo.logger import command_line
     from neuroevo.trainer import Trainer
 
     overrides = _train_overrides(args)
+    if args.capture_video is not None and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "osmesa"  # headless: MuJoCo's software renderer, before mujoco is imported
+    command = command_line(args.argv)
     fixed = (args.popsize, args.env, args.out, args.env_entry_point, args.env_kwargs)
     if args.resume is not None and any(v is not None for v in fixed):
         raise ValueError("--resume continues the run's own config: --env, --env-*, --out and --popsize cannot change")
     if args.resume is not None:
-        trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet)
+        trainer = Trainer.resume(args.resume, overrides, progress=not args.quiet, command=command)
         print(f"resuming {args.resume} at generation {trainer.generation}")
     else:
         env = args.env or env_id_of(args.env_entry_point)
@@ -72,7 +84,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = resolve_config(env, overrides)
         if args.popsize is not None:  # an override of the chosen optimizer's section, type-checked like --set
             config = config_from_dict({config.run.algo: {"popsize": args.popsize}}, config)
-        trainer = Trainer(config, args.out, progress=not args.quiet)
+        trainer = Trainer(config, args.out, progress=not args.quiet, command=command)
+    if "stdout" in trainer.config.log.formats:
+        trainer.progress = False  # the rows are printed: no bar between them
     cfg = trainer.config
     where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"
     if cfg.run.workers:
@@ -91,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{status}: best evaluated return {result.best_eval_return:.2f} after {result.generations} generations, "
         f"{result.env_steps} env steps, {result.wall_time:.1f} s"
     )
-    print(f"results in {result.run_dir}: config.json, metrics.jsonl, best_policy.pt, checkpoints/last.pt")
+    print(f"results in {result.run_dir}: config.json, command.txt, metrics.jsonl, best_policy.pt, checkpoints/last.pt")
     return 0
 
 
@@ -128,6 +142,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from neuroevo.report import write_report
 
     overrides: dict[str, Any] = {}
+    if args.log is not None:
+        from neuroevo.logger import parse_formats
+
+        overrides["log"] = {"formats": parse_formats(args.log)}
     for text in args.set or []:
         _merge(overrides, parse_override(text))
 
@@ -142,6 +160,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     report = write_report(comparison, args.out)
     print(f"report: {args.out}/report.md ({', '.join(p.name for p in report['files'])})")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from neuroevo.logger import command_line
+    from neuroevo.tune import describe_trial, tune
+
+    overrides: dict[str, Any] = {}
+    for text in args.set or []:
+        _merge(overrides, parse_override(text))
+    result = tune(args.task, args.algo, args.trials, args.budget, args.out, seed=args.seed, marks=args.marks,
+                  jobs=args.jobs, threads=args.threads, overrides=overrides or None, command=command_line(args.argv),
+                  on_trial=lambda trial: print(describe_trial(trial), flush=True))
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
+    print(f"best: trial {result.best_trial}, mean evaluated return over the marks {result.best_value:.2f} ({states})")
+    print(f"settings: {args.out}/best.toml; train with them: neuroevo train --env {args.task} "
+          f"--config {args.out}/best.toml --out RUN")
     return 0
 
 
@@ -192,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(the value is read as TOML; every setting: docs/reference/task-cards.md)",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the rollout step")
+    train.add_argument("--config", action="append", metavar="FILE",
+                       help="a TOML overlay of task-card settings (e.g. neuroevo tune's best.toml), over the card and "
+                       "under the other flags")
+    add_log_arguments(train)
     ray = train.add_argument_group("distributed evaluation (Ray)")
     ray.add_argument("--workers", type=int, help="evaluate the population on N Ray worker actors (0: in this process)")
     ray.add_argument(
@@ -247,8 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", required=True, help="comparison directory")
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (default 1)")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
+    cmp.add_argument("--log", metavar="FORMATS", help="output formats of every run (see train --log)")
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)
     cmp.set_defaults(func=cmd_compare)
+
+    from neuroevo.tune import add_arguments as add_tune_arguments
+
+    tn = sub.add_parser(
+        "tune",
+        help="search an optimizer's settings with Optuna (TPE, median pruning), like the RL Zoo's --optimize",
+        description="Train --trials runs of --algo on TASK with settings drawn from its search space, each under "
+        "--budget env steps, pruned on evaluations at --marks env-step marks; the study lives in OUT/study.journal "
+        "(a rerun continues it) and the best settings in OUT/best.toml (neuroevo train --config).",
+    )
+    add_tune_arguments(tn)
+    tn.set_defaults(func=cmd_tune)
 
     rep = sub.add_parser("report", help="rebuild a comparison's report from its saved runs")
     rep.add_argument("dir", help="a neuroevo compare --out directory")
@@ -263,6 +315,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         return args.func(args)

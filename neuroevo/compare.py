@@ -11,7 +11,8 @@ dropped), like PPO, so that the curves cover the same env steps.
 Layout of ``out``::
 
     compare.json              the comparison's task, budget, seeds and algorithms
-    <algo>/seed<k>/           config.json, metrics.jsonl, result.json (+ the algorithm's own files)
+    <algo>/seed<k>/           config.json, command.txt, metrics.jsonl, progress.csv, result.json (+ the algorithm's
+                              own files; the formats of ``log.formats``, written by ``neuroevo.logger``)
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def run_comparison(
                     _notify(on_run, algo, seed, "skip")
                     continue
                 _notify(on_run, algo, seed, "start")
-                _run_one(task, algo, seed, steps, overrides, run_dir)
+                _run_one(task, algo, seed, steps, overrides, run_dir, command)
                 _notify(on_run, algo, seed, "done")
     finally:
         torch.set_num_threads(previous)
@@ -254,7 +255,7 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
     return info
 
 
-def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Path) -> None:
+def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Path, command: str | None) -> None:
     """Train one run into ``run_dir`` and write its result.json last (the marker of a finished run)."""
     load_start = os.getloadavg()
     if algo == "ppo":
@@ -264,16 +265,18 @@ def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Pa
             shutil.rmtree(run_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the untuned warning was given once already
-            result: Any = train_ppo(run_config(task, algo, seed, steps, overrides), run_dir)  # PPO's or the Trainer's
+            config = run_config(task, algo, seed, steps, overrides)
+            result: Any = train_ppo(config, run_dir, command=command)  # PPO's or the Trainer's
     else:
         from neuroevo.trainer import Trainer
 
         if (run_dir / "checkpoints" / "last.pt").exists():  # an interrupted run continues where it stopped
-            trainer = Trainer.resume(run_dir, {"run": {"steps": steps, "generations": None, "target": None}})
+            trainer = Trainer.resume(run_dir, {"run": {"steps": steps, "generations": None, "target": None}},
+                                     command=command)
         else:
             if run_dir.exists():
                 shutil.rmtree(run_dir)
-            trainer = Trainer(run_config(task, algo, seed, steps, overrides), run_dir)
+            trainer = Trainer(run_config(task, algo, seed, steps, overrides), run_dir, command=command)
         result = trainer.run()
         if result.interrupted:
             raise KeyboardInterrupt(f"{algo} seed {seed} interrupted; rerun the comparison to continue it")

@@ -20,6 +20,7 @@ from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.baselines import PPOConfig
+from neuroevo.logger import LogConfig
 from neuroevo.policies import PolicyConfig
 
 
@@ -109,6 +110,8 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
+    log: LogConfig = field(default_factory=LogConfig)
+    """where the metrics go: output formats, W&B tracking, videos (``neuroevo.logger``)"""
     algorithms: dict[str, Any] = field(default_factory=_algorithm_sections)
     """optimizer name -> its config dataclass, for every optimizer registered when the config was made"""
 
@@ -142,6 +145,7 @@ class Config:
             raise ValueError("no budget: set run.generations, run.steps or run.target")
         if self.run.workers < 0 or (self.run.shard_size is not None and self.run.shard_size <= 0):
             raise ValueError("run.workers must be 0 or more and run.shard_size positive")
+        self.log.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, one top-level section per part and per optimizer (as in a task card)."""

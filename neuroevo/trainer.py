@@ -11,7 +11,6 @@ and never asks which.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import signal
 import threading
@@ -36,6 +35,7 @@ from neuroevo.config import Config, config_from_dict
 from neuroevo.distributed import WorkersLost
 from neuroevo.envs import GymVectorEnv, check_user_env, is_user_env, make_env, resolve_device
 from neuroevo.evaluator import EnvFactory, Evaluator, make_evaluator
+from neuroevo.logger import Logger, check_renderable, command_line, record_command
 from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
 from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
@@ -74,7 +74,8 @@ class Trainer:
 
     Args:
         config: the run's :class:`~neuroevo.config.Config` (see ``resolve_config`` for task cards).
-        out: run directory (config, metrics.jsonl, checkpoints/, best_policy.pt); None keeps nothing.
+        out: run directory (config.json, command.txt, the metrics in ``config.log``'s formats (metrics.jsonl,
+            progress.csv, ...; :mod:`neuroevo.logger`), checkpoints/, best_policy.pt); None keeps nothing.
         policy: a custom :class:`~neuroevo.policies.Policy` (e.g. a ``ModulePolicy``) instead of the
             config's linear/MLP.
         progress: show a progress bar with the best return and env steps per second.
@@ -86,6 +87,7 @@ class Trainer:
             describes (it must evaluate ``policy`` on the config's task).
         overwrite: if ``out`` already holds a run, delete that directory and start afresh (default: a
             ``ValueError``; :meth:`resume` continues a run instead).
+        command: the command line recorded in the run directory's ``command.txt`` (default: this process's).
 
     A user's own gymnasium env (``env.entry_point``, an id ``"package:EnvId"``, or one registered from outside
     gymnasium) is first held to gymnasium's env checker, whose warnings are shown once.
@@ -102,6 +104,7 @@ class Trainer:
         ray_address: str | None = None,
         evaluator: Evaluator | None = None,
         overwrite: bool = False,
+        command: str | None = None,
         _resuming: bool = False,
     ):
         if workers is not None or ray_address is not None:
@@ -121,6 +124,8 @@ class Trainer:
         else:
             overwriting = False
         self.progress = progress
+        self.command = command if command is not None else command_line()
+        self.logger: Logger | None = None  # opened by run()
         self.device = resolve_device(config.run.device)
         env_cfg, algo_cfg = config.env, config.algo_config
         env_args = (self.device, env_cfg.backend, env_cfg.num_threads)
@@ -201,7 +206,7 @@ class Trainer:
                 stacklevel=2,
             )
         if self.generation % cfg.run.eval_every == 0 or self._budget_spent():
-            row.update(self._evaluate_solution())
+            row.update(self.evaluate_solution())
         elapsed = time.perf_counter() - start
         self.wall_time += elapsed
         row["time/wall"] = self.wall_time
@@ -225,7 +230,9 @@ class Trainer:
             self._evaluator.close()
             self._evaluator = None
 
-    def _evaluate_solution(self) -> dict[str, float]:
+    def evaluate_solution(self) -> dict[str, float]:
+        """Evaluate the optimizer's solution now (``run.eval_episodes`` episodes from fixed seeds); keeps the best
+        evaluated one (``best_policy.pt``) and returns the ``eval/...`` metrics."""
         cfg = self.config
         center = self.optimizer.center
         result = evaluate(
@@ -294,6 +301,12 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
+            record_command(self.run_dir, self.command)
+        if self.config.log.capture_video is not None:
+            check_renderable(self.config.env.id, self.run_dir)
+        # continues a resumed run's files: what the killed run wrote after its checkpoint is dropped
+        self.logger = Logger(self.run_dir, self.config.log, self.config.to_dict(), generation=self.generation,
+                             env_steps=self.env_steps)
         bar = _progress_bar(self.config.run.generations, self.generation) if self.progress else None
         stop = _StopRequest()
         try:
@@ -309,6 +322,7 @@ class Trainer:
             ) from err
         finally:
             self.close()
+            self.logger.close()
             if bar is not None:
                 bar.close()
         if self.run_dir is not None:
@@ -330,11 +344,14 @@ class Trainer:
         while not self.done() and not stop.requested:
                 row = self.step()
                 self.history.append(row)
-                if self.run_dir is not None:
-                    with open(self.run_dir / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    if self.generation % self.config.run.checkpoint_every == 0:
-                        self.save_checkpoint()
+                assert self.logger is not None  # opened by run()
+                self.logger.write(row)
+                every = self.config.log.capture_video
+                if every is not None and self.generation % every == 0 and self._best_record is not None:
+                    self.logger.capture_video(self.generation, self.env_steps, max_steps=self.config.env.max_steps,
+                                              seed=self.config.run.seed)
+                if self.run_dir is not None and self.generation % self.config.run.checkpoint_every == 0:
+                    self.save_checkpoint()
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(
@@ -399,6 +416,7 @@ class Trainer:
         *,
         policy: Policy | None = None,
         progress: bool = False,
+        command: str | None = None,
     ) -> Trainer:
         """Continue the run in ``run_dir`` from its last checkpoint. ``overrides`` may extend the
         budget (``{"run": {"generations": 200}}``); the trajectory is the one an uninterrupted run with
@@ -408,10 +426,9 @@ class Trainer:
         config = config_from_dict(state["config"])
         if overrides:
             config = config_from_dict(overrides, config)
-        trainer = cls(config, run_dir, policy=policy, progress=progress, _resuming=True)
+        trainer = cls(config, run_dir, policy=policy, progress=progress, command=command, _resuming=True)
         trainer.load_state_dict(state)
         trainer.solved = trainer.solved and config.run.target is not None
-        _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)
         return trainer
 
 
@@ -437,15 +454,6 @@ class _StopRequest:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
-
-
-def _truncate_metrics(path: Path, generation: int) -> None:
-    """Drop rows written after the checkpoint (a killed run's last generations are redone)."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line)["generation"] <= generation]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 def _progress_bar(total: int | None, initial: int):

@@ -34,7 +34,7 @@ def test_compare_writes_every_run_and_a_report(comparison_dir):
             run = comparison_dir / algo / f"seed{seed}"
             result = json.loads((run / "result.json").read_text())
             assert result["env_steps"] >= STEPS and result["seed"] == seed
-            assert (run / "metrics.jsonl").exists()
+            assert (run / "metrics.jsonl").exists() and (run / "progress.csv").exists()  # one logger for all
     report = write_report(load_comparison(comparison_dir), comparison_dir)
     text = (comparison_dir / "report.md").read_text()
     table_rows = [line for line in text.splitlines() if line.startswith("| ") and " ± " in line and "mean" not in line]

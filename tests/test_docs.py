@@ -36,7 +36,7 @@ PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if
 #: why a block may be skipped; every skip names one of these in its visible marker line
 REASONS = ("needs GPU", "needs cluster", "long run", "installs packages")
 #: how many blocks each reason skips: a new skip is a visible change here, not a silent one
-EXPECTED_SKIPS = {"needs GPU": 4, "needs cluster": 4, "long run": 9, "installs packages": 7}
+EXPECTED_SKIPS = {"needs GPU": 4, "needs cluster": 4, "long run": 11, "installs packages": 8}
 MARKER = re.compile(r"^\*Not run by the tests: (?P<reason>[^(.*]+?)(?: \(.*\))?\.?\*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)\s*$")
 RUN = ("python", "bash")
@@ -93,7 +93,8 @@ def commands(code: str) -> list[list[str]]:
 
 def capped(argv: list[str]) -> list[str]:
     """A ``neuroevo`` command with the tests' budget caps: at most 3 generations (2 where the card's own budget
-    would run; the same for a --target alone), 20,000 training env steps, 5 evaluation episodes, 1 seed."""
+    would run; the same for a --target alone), 20,000 training env steps, 5 evaluation episodes, 1 seed, 2 tuning
+    trials of 2,000 env steps."""
     argv = list(argv)
 
     def cap(flag: str, most: int) -> None:
@@ -113,6 +114,9 @@ def capped(argv: list[str]) -> list[str]:
     elif argv[0] == "compare":
         cap("--steps", 20_000)
         cap("--seeds", 1)
+    elif argv[0] == "tune":
+        cap("--trials", 2)
+        cap("--budget", 2_000)
     return argv
 
 

@@ -87,6 +87,8 @@ def _summary(section: str) -> str:
         "run": "the run: optimizer, seed, device, budget, evaluation of the solution, checkpoints, Ray workers",
         "ppo": "the PPO baseline of `neuroevo compare`: Stable-Baselines3's settings, as the RL Zoo tunes them; "
         "fields without a description here are SB3's own parameters of the same name",
+        "log": "where the metrics go: output formats, Weights & Biases tracking, videos during training "
+        "([Logging, tracking and tuning](../guides/logging-and-tuning.md))",
     }.get(section, "")
 
 
@@ -205,7 +207,14 @@ GENERATORS = {
     "task-card-list": lambda arg: task_card_list(),
     "card": card_toml,
     "cli": lambda arg: cli_reference(),
+    "search-spaces": lambda arg: _search_spaces(),
 }
+
+
+def _search_spaces() -> str:
+    from neuroevo.tune import search_space_table
+
+    return search_space_table()
 
 
 def expand(markdown: str) -> str:

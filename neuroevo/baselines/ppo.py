@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from neuroevo.baselines.config import PPOConfig
 from neuroevo.config import Config
 from neuroevo.envs.user import resolve_env_id
+from neuroevo.logger import Logger, command_line, record_command
 from neuroevo.seeding import derive_seed
 
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
@@ -160,13 +161,13 @@ class DeterministicEvaluator:
 class MetricsCallback(BaseCallback):
     """Evaluates the policy every ``eval_interval`` training env steps (at the start of the first
     rollout past it, i.e. after the update that consumed those steps) and once at the end; each
-    evaluation is a metrics row, appended to ``metrics_path`` as soon as it is made."""
+    evaluation is a metrics row, written to the run's :class:`~neuroevo.logger.Logger` as soon as it is made."""
 
-    def __init__(self, evaluator: DeterministicEvaluator, eval_interval: int, metrics_path: Path | None):
+    def __init__(self, evaluator: DeterministicEvaluator, eval_interval: int, logger: Logger):
         super().__init__()
         self.evaluator = evaluator
         self.eval_interval = eval_interval
-        self.metrics_path = metrics_path
+        self.metrics = logger
         self.history: list[dict[str, Any]] = []
         self.episodes = 0
         self.eval_env_steps = 0
@@ -212,9 +213,7 @@ class MetricsCallback(BaseCallback):
         self._last = (self.num_timesteps, wall)
         self.next_eval = (self.num_timesteps // self.eval_interval + 1) * self.eval_interval
         self.history.append(row)
-        if self.metrics_path is not None:
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        self.metrics.write(row)
 
 
 def rollout_steps_of(model: BaseAlgorithm) -> int:
@@ -247,22 +246,27 @@ def warn_if_untuned(config: Config) -> bool:
     return True
 
 
-def train_ppo(config: Config, out: str | Path | None = None) -> PPOResult:
+def train_ppo(config: Config, out: str | Path | None = None, *, command: str | None = None) -> PPOResult:
     """Train PPO under ``run.steps`` (else ``ppo.steps``) with seed ``run.seed``; log, save, return.
 
-    ``out`` receives ``config.json``, ``metrics.jsonl`` (written as the run goes), ``model.zip`` and,
-    with ``ppo.normalize``, ``vecnormalize.pkl``. Raises ``ValueError`` if ``out`` already holds a run.
+    ``out`` receives ``config.json``, ``command.txt`` (``command``, default this process's command line), the
+    metrics in the formats of ``config.log`` (``metrics.jsonl``, ``progress.csv``, ... written as the run goes;
+    :mod:`neuroevo.logger`), ``model.zip`` and, with ``ppo.normalize``, ``vecnormalize.pkl``. Raises
+    ``ValueError`` if ``out`` already holds a run.
     """
     steps = ppo_budget(config)
     warn_if_untuned(config)
     run_dir = Path(out) if out is not None else None
-    metrics_path = None
+    if config.log.capture_video is not None:
+        warnings.warn("log.capture_video films neuroevo's optimizers, not the PPO baseline: no videos of it",
+                      UserWarning, stacklevel=2)
     if run_dir is not None:
         if (run_dir / "metrics.jsonl").exists():
             raise ValueError(f"{run_dir} already holds a run; pick another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        metrics_path = run_dir / "metrics.jsonl"
+        record_command(run_dir, command if command is not None else command_line())
+    logger = Logger(run_dir, config.log, config.to_dict())
     threads = torch.get_num_threads()
     if config.ppo.threads is not None:
         torch.set_num_threads(config.ppo.threads)
@@ -271,10 +275,11 @@ def train_ppo(config: Config, out: str | Path | None = None) -> PPOResult:
     try:
         model = build_model(config, config.run.seed)
         interval = max(rollout_steps(config.ppo), steps // config.ppo.eval_points)
-        callback = MetricsCallback(evaluator, interval, metrics_path)
+        callback = MetricsCallback(evaluator, interval, logger)
         model.learn(total_timesteps=steps, callback=callback)
     finally:
         evaluator.close()
+        logger.close()
         torch.set_num_threads(threads)
     if run_dir is not None:
         model.save(run_dir / "model.zip")

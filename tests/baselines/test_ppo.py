@@ -1,5 +1,6 @@
 """The PPO baseline: RL Zoo schedules, learning on CartPole, the Trainer's metrics format, VecNormalize."""
 
+import csv
 import json
 
 import numpy as np
@@ -48,6 +49,10 @@ def test_metrics_rows_have_the_trainers_format(cartpole_run, tmp_path):
     out, result = cartpole_run
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows == json.loads(json.dumps(result.history))  # written as the run went, one row per evaluation
+    with open(out / "progress.csv", newline="") as f:  # the shared logger's default csv, same rows and names
+        table = list(csv.DictReader(f))
+    assert [float(r["eval/return_mean"]) for r in table] == [r["eval/return_mean"] for r in rows]
+    assert set(table[0]) == set().union(*rows) and (out / "command.txt").read_text().strip()
     trainer_config = resolve_config("CartPole-v1", {"run": {"algo": "es", "generations": 1, "target": None}})
     trainer_row = Trainer(trainer_config).run().history[-1]
     counters = ("generation", "env_steps", "episodes")
