@@ -205,7 +205,7 @@ def train_population(
     rows = [_log(problem, optimizer.center, 0, 0, 0.0, float("nan"))]
     spent: dict[str, Any] = {"forwards": 0, "seconds": 0.0, "since": budget.clock()}
 
-    def loss(params: Tensor) -> Tensor:
+    def loss(params: Params) -> Tensor:
         x, y = problem.batch(generator)
         return problem.losses(params, x, y)
 

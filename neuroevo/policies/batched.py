@@ -41,9 +41,12 @@ def linear_low_rank(x: Tensor, weight: Tensor, bias: Tensor | None, down: Tensor
     P, N, fan_in = x.shape
     flat = x.reshape(P * N, fan_in)
     shared = (flat @ weight if bias is None else torch.addmm(bias, flat, weight)).view(P, N, -1)
+    thin = torch.bmm(x, down)  # [P, N, r]
     if bias_delta is not None:
-        shared = shared + bias_delta.unsqueeze(1)
-    return torch.baddbmm(shared, torch.bmm(x, down), up.transpose(1, 2))
+        # The bias delta as one more rank: [x down, 1] [up, bias_delta]^T, no extra pass over [P, N, out].
+        thin = torch.cat([thin, thin.new_ones(P, N, 1)], 2)
+        up = torch.cat([up, bias_delta.unsqueeze(2)], 2)
+    return torch.baddbmm(shared, thin, up.transpose(1, 2))
 
 
 def _members_as_groups(x: Tensor) -> Tensor:
