@@ -14,10 +14,11 @@ member-samples per second (P x batch / seconds per forward call) of
 
 and the peak resident memory of each, every (network, P, path) measured in a subprocess of its own (its
 ``ru_maxrss``; "above import" subtracts the process's resident memory after importing torch and neuroevo).
-Times are forward calls only, the population already built in its form (factors, or [P, D]); each figure is
-the median of ``--repeats`` loops of at least ``--min-seconds``. ``--conv`` adds the Conv2d population forward
-on NatureCNN's layers (Mnih et al. 2015): grouped convolution, im2col + bmm and a loop over members, and the
-low-rank conv against one shared conv.
+Times are forward calls only, the population already built in its form (factors, or [P, D]), the three paths
+timed in one process, interleaved round by round (so that the load of a shared machine hits them alike); each
+figure is the median of ``--repeats`` rounds, each looping a call for at least ``--min-seconds``. ``--conv``
+adds the Conv2d population forward on NatureCNN's layers (Mnih et al. 2015): grouped convolution, im2col +
+bmm and a loop over members, and the low-rank conv against one shared conv.
 
     neuroevo bench lowrank --out results/bench_lowrank.txt --json results/bench_lowrank.json
 """
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -61,6 +63,7 @@ TINY_WIDTH = 64  # the --quick network
 TARGET_OF_INFERENCE = 0.5  # the issue's goal at 10M parameters: low-rank >= 50% of plain inference
 #: NatureCNN's conv layers on 4 x 84 x 84 inputs: (C, H, O, kernel, stride)
 NATURE_CONVS = ((4, 84, 32, 8, 4), (32, 20, 64, 4, 2), (64, 9, 64, 3, 1))
+QUICK_CONVS = ((4, 20, 8, 4, 2), (8, 9, 8, 3, 1))  # --quick: two small layers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,46 +89,61 @@ def _rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
-def measure(job: dict[str, Any]) -> dict[str, Any]:
-    """Seconds per forward call and peak resident memory of one path on one network and P (run it in a fresh
-    process: the peak is the process's)."""
-    from neuroevo.policies import MLP
+def _forward(path: str, policy: Any, center: torch.Tensor, obs: torch.Tensor, rank: int) -> Callable[[], Any]:
+    """The forward call of ``path`` on ``obs`` [P, N, w], its population built (factors, or [P, D])."""
     from neuroevo.policies.lowrank import LowRankParams, noise_dim
+
+    P, N, w = obs.shape
+    generator = torch.Generator().manual_seed(1)
+    if path == "inference":
+        layers = [(center[s:b].view(i, o), center[b:e]) for i, o, s, b, e in policy._layers]
+
+        def plain() -> torch.Tensor:
+            x = obs.reshape(P * N, w)
+            for k, (W, b) in enumerate(layers):
+                x = torch.addmm(b, x, W)
+                x = torch.tanh(x) if k < len(layers) - 1 else x
+            return x.view(P, N, -1)
+
+        return plain
+    if path == "low-rank":
+        layout = policy.param_layout()
+        z = torch.randn(P, noise_dim(layout, rank), generator=generator)
+        signs = torch.ones(P).index_fill_(0, torch.arange(P // 2, P), -1.0)
+        members = LowRankParams.from_noise(center, layout, rank, z, 0.02 * signs)
+        return partial(policy, members, obs)
+    params = center.expand(P, center.numel()).clone()
+    return partial(policy, params, obs)
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Run in a fresh process. ``job["paths"]`` of one network and P: with ``job["timed"]``, the seconds per
+    forward call of each path, the paths interleaved round by round (``repeats`` rounds, the median kept) so
+    that a change in the machine's load hits them alike; else one path's peak resident memory over two calls."""
+    from neuroevo.policies import MLP
 
     torch.set_num_threads(job["threads"])
     base_kib = _rss_kib()
-    w, P, N, path = job["width"], job["popsize"], job["batch"], job["path"]
+    w, P, N = job["width"], job["popsize"], job["batch"]
     policy = MLP(w, w, hidden=(w, w), activation="tanh")
-    D = policy.num_params
     generator = torch.Generator().manual_seed(0)
     center = policy.init_params(generator)
     obs = torch.randn(P, N, w, generator=generator)
-    layers = [(center[s:b].view(i, o), center[b:e]) for i, o, s, b, e in policy._layers]
+    out: dict[str, Any] = {"num_params": policy.num_params}
     with torch.inference_mode():
-        if path == "inference":
-            def call() -> torch.Tensor:
-                x = obs.reshape(P * N, w)
-                for k, (W, b) in enumerate(layers):
-                    x = torch.addmm(b, x, W)
-                    x = torch.tanh(x) if k < len(layers) - 1 else x
-                return x.view(P, N, -1)
-        elif path == "low-rank":
-            layout = policy.param_layout()
-            z = torch.randn(P, noise_dim(layout, job["rank"]), generator=generator)
-            signs = torch.ones(P).index_fill_(0, torch.arange(P // 2, P), -1.0)
-            members = LowRankParams.from_noise(center, layout, job["rank"], z, 0.02 * signs)
-
-            def call() -> torch.Tensor:
-                return policy(members, obs)
-        else:
-            params = center.expand(P, D).clone()
-
-            def call() -> torch.Tensor:
-                return policy(params, obs)
-        seconds = seconds_per_call(call, torch.device("cpu"), job["repeats"], job["min_seconds"])
-    peak = _rss_kib()
-    return {**job, "num_params": D, "seconds_per_call": seconds, "samples_per_s": P * N / seconds,
-            "peak_rss_mib": peak / 1024, "above_import_mib": (peak - base_kib) / 1024}
+        calls = {path: _forward(path, policy, center, obs, job["rank"]) for path in job["paths"]}
+        if not job["timed"]:
+            for call in calls.values():
+                call()
+                call()
+            peak = _rss_kib()
+            return {**out, "peak_rss_mib": peak / 1024, "above_import_mib": (peak - base_kib) / 1024}
+        cpu = torch.device("cpu")
+        seconds: dict[str, list[float]] = {path: [] for path in calls}
+        for _ in range(job["repeats"]):
+            for path, call in calls.items():
+                seconds[path].append(seconds_per_call(call, cpu, 1, job["min_seconds"]))
+    return {**out, "seconds_per_call": {path: statistics.median(t) for path, t in seconds.items()}}
 
 
 def _in_subprocess(job: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +159,8 @@ def _in_subprocess(job: dict[str, Any]) -> dict[str, Any]:
 # -- the Conv2d population forward (in this process) -------------------------------------------------------
 
 
-def bench_conv(popsize: int, batch: int, rank: int, repeats: int, min_s: float) -> list[dict[str, Any]]:
+def bench_conv(popsize: int, batch: int, rank: int, repeats: int, min_s: float,
+               layers: tuple[tuple[int, int, int, int, int], ...] = NATURE_CONVS) -> list[dict[str, Any]]:
     """Per NatureCNN conv layer: member-samples/s of the full-rank forward as a grouped conv, as im2col + bmm
     and as a loop over members, and of the low-rank forward against one shared conv of all inputs."""
     import torch.nn.functional as F
@@ -150,7 +169,7 @@ def bench_conv(popsize: int, batch: int, rank: int, repeats: int, min_s: float) 
 
     cpu, rows = torch.device("cpu"), []
     generator = torch.Generator().manual_seed(0)
-    for C, H, O, k, s in NATURE_CONVS:
+    for C, H, O, k, s in layers:
         x = torch.randn(popsize, batch, C, H, H, generator=generator)
         weight = 0.05 * torch.randn(popsize, O, C, k, k, generator=generator)
         bias = torch.zeros(popsize, O)
@@ -198,16 +217,26 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         popsizes = pick(args.popsizes, QUICK["popsizes"], POPSIZES.get(net, (8,)), quick)
         for P in popsizes:
             num_params = 3 * width * width + 3 * width
+            gib = P * num_params * 4 / 2**30
+            paths = [p for p in PATHS if p != "full-rank" or gib <= args.max_gib]
+            job = {"network": net, "width": width, "popsize": P, "batch": batch, "rank": args.rank,
+                   "threads": args.threads, "repeats": repeats, "min_seconds": min_s}
+            timed = _in_subprocess({**job, "paths": paths, "timed": True})
             for path in PATHS:
-                job = {"network": net, "width": width, "popsize": P, "batch": batch, "path": path,
-                       "rank": args.rank, "threads": args.threads, "repeats": repeats, "min_seconds": min_s}
-                gib = P * num_params * 4 / 2**30
-                if path == "full-rank" and gib > args.max_gib:
-                    rows.append({**job, "num_params": num_params, "skipped": f"[P, D] is {gib:.1f} GiB"})
+                row = {**job, "path": path, "num_params": num_params}
+                if path not in paths:
+                    row["skipped"] = f"[P, D] is {gib:.1f} GiB"
+                elif "error" in timed:
+                    row["error"] = timed["error"]
                 else:
-                    rows.append(_in_subprocess(job))
-                print(f"  {net} P={P} {path}: " + _summary(rows[-1]), flush=True)
-    conv = bench_conv(4 if quick else 32, 2 if quick else 4, args.rank, repeats, min_s) if args.conv else []
+                    row["seconds_per_call"] = timed["seconds_per_call"][path]
+                    row["samples_per_s"] = P * batch / row["seconds_per_call"]
+                    memory = _in_subprocess({**job, "paths": [path], "timed": False})
+                    row.update({k: memory[k] for k in ("peak_rss_mib", "above_import_mib", "error") if k in memory})
+                rows.append(row)
+                print(f"  {net} P={P} {path}: " + _summary(row), flush=True)
+    conv_args = (4, 2, args.rank, repeats, min_s, QUICK_CONVS) if quick else (32, 4, args.rank, repeats, min_s)
+    conv = bench_conv(*conv_args) if args.conv else []
     text = report(rows, conv, args)
     print(text)
     if args.out:
@@ -219,7 +248,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _summary(row: dict[str, Any]) -> str:
-    if "samples_per_s" in row:
+    if "peak_rss_mib" in row:
         return f"{row['samples_per_s']:.3g} member-samples/s, peak {row['peak_rss_mib']:.0f} MiB"
     return row.get("skipped") or row.get("error", "")
 
