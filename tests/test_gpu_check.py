@@ -33,6 +33,7 @@ FIGURES = {
     "warp": {"max_steps", "rows"},
     "learning": {"tasks"},
     "cpu": {"cores", "mujoco", "ray"},
+    "lowrank": {"rows"},
 }
 
 

@@ -32,7 +32,7 @@ import resource
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -90,11 +90,11 @@ def _rss_kib() -> int:
 
 
 def _forward(path: str, policy: Any, center: torch.Tensor, obs: torch.Tensor, rank: int) -> Callable[[], Any]:
-    """The forward call of ``path`` on ``obs`` [P, N, w], its population built (factors, or [P, D])."""
+    """The forward call of ``path`` on ``obs`` [P, N, w], its population built (factors, or [P, D]) on obs' device."""
     from neuroevo.policies.lowrank import LowRankParams, noise_dim
 
     P, N, w = obs.shape
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator(device=obs.device).manual_seed(1)
     if path == "inference":
         layers = [(center[s:b].view(i, o), center[b:e]) for i, o, s, b, e in policy._layers]
 
@@ -108,8 +108,8 @@ def _forward(path: str, policy: Any, center: torch.Tensor, obs: torch.Tensor, ra
         return plain
     if path == "low-rank":
         layout = policy.param_layout()
-        z = torch.randn(P, noise_dim(layout, rank), generator=generator)
-        signs = torch.ones(P).index_fill_(0, torch.arange(P // 2, P), -1.0)
+        z = torch.randn(P, noise_dim(layout, rank), generator=generator, device=obs.device)
+        signs = torch.ones(P, device=obs.device).index_fill_(0, torch.arange(P // 2, P, device=obs.device), -1.0)
         members = LowRankParams.from_noise(center, layout, rank, z, 0.02 * signs)
         return partial(policy, members, obs)
     params = center.expand(P, center.numel()).clone()
@@ -120,30 +120,41 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     """Run in a fresh process. ``job["paths"]`` of one network and P: with ``job["timed"]``, the seconds per
     forward call of each path, the paths interleaved round by round (``repeats`` rounds, the median kept) so
     that a change in the machine's load hits them alike; else one path's peak resident memory over two calls."""
-    from neuroevo.policies import MLP
-
     torch.set_num_threads(job["threads"])
     base_kib = _rss_kib()
-    w, P, N = job["width"], job["popsize"], job["batch"]
-    policy = MLP(w, w, hidden=(w, w), activation="tanh")
+    cpu = torch.device("cpu")
+    if not job["timed"]:
+        with torch.inference_mode():
+            call = _calls(job["width"], job["popsize"], job["batch"], job["rank"], job["paths"], cpu)[job["paths"][0]]
+            call()
+            call()
+        peak = _rss_kib()
+        return {"peak_rss_mib": peak / 1024, "above_import_mib": (peak - base_kib) / 1024}
+    return {"seconds_per_call": time_paths(job["width"], job["popsize"], job["batch"], job["rank"], job["paths"], cpu,
+                                           job["repeats"], job["min_seconds"])}
+
+
+def _calls(width: int, popsize: int, batch: int, rank: int, paths: Sequence[str],
+           device: torch.device) -> dict[str, Callable[[], Any]]:
+    from neuroevo.policies import MLP
+
+    policy = MLP(width, width, hidden=(width, width), activation="tanh")
     generator = torch.Generator().manual_seed(0)
-    center = policy.init_params(generator)
-    obs = torch.randn(P, N, w, generator=generator)
-    out: dict[str, Any] = {"num_params": policy.num_params}
+    center = policy.init_params(generator).to(device)
+    obs = torch.randn(popsize, batch, width, generator=generator).to(device)
+    return {path: _forward(path, policy, center, obs, rank) for path in paths}
+
+
+def time_paths(width: int, popsize: int, batch: int, rank: int, paths: Sequence[str], device: torch.device,
+               repeats: int, min_s: float) -> dict[str, float]:
+    """Seconds per forward call of each path, the paths interleaved round by round, the median of ``repeats``."""
+    seconds: dict[str, list[float]] = {path: [] for path in paths}
     with torch.inference_mode():
-        calls = {path: _forward(path, policy, center, obs, job["rank"]) for path in job["paths"]}
-        if not job["timed"]:
-            for call in calls.values():
-                call()
-                call()
-            peak = _rss_kib()
-            return {**out, "peak_rss_mib": peak / 1024, "above_import_mib": (peak - base_kib) / 1024}
-        cpu = torch.device("cpu")
-        seconds: dict[str, list[float]] = {path: [] for path in calls}
-        for _ in range(job["repeats"]):
+        calls = _calls(width, popsize, batch, rank, paths, device)
+        for _ in range(repeats):
             for path, call in calls.items():
-                seconds[path].append(seconds_per_call(call, cpu, 1, job["min_seconds"]))
-    return {**out, "seconds_per_call": {path: statistics.median(t) for path, t in seconds.items()}}
+                seconds[path].append(seconds_per_call(call, device, 1, min_s))
+    return {path: statistics.median(t) for path, t in seconds.items()}
 
 
 def _in_subprocess(job: dict[str, Any]) -> dict[str, Any]:
@@ -305,3 +316,73 @@ def report(rows: list[dict[str, Any]], conv: list[dict[str, Any]], args: argpars
                   "im2col + bmm, a loop over members; one shared conv of all inputs, and the low-rank forward", "",
                   *Table(conv_columns).lines(conv)]
     return "\n".join(lines) + "\n"
+
+
+# -- Part 7 of the GPU check ----------------------------------------------------------------------------------------
+#: population sizes per network on a GPU (a ladder: larger ones while the part's time lasts)
+GPU_POPSIZES = {"1m": (256, 1024, 4096), "10m": (64, 256, 1024), "100m": (16, 64, 256)}
+GPU_BATCH = 16
+
+
+def device_row(network: str, width: int, popsize: int, batch: int, rank: int, device: torch.device, repeats: int,
+               min_s: float) -> dict[str, Any]:
+    """One (network, P) on ``device``, in this process: each path's member-samples/s and, on CUDA, its peak
+    allocated memory (``torch.cuda.max_memory_allocated`` around building and running it). The full-rank path
+    runs where [P, D] takes at most half the free device memory (2 GiB on the CPU)."""
+    num_params = 3 * width * width + 3 * width
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 4 * 2**30
+    paths = [p for p in PATHS if p != "full-rank" or popsize * num_params * 4 <= free / 2]
+    seconds = time_paths(width, popsize, batch, rank, paths, device, repeats, min_s)
+    row: dict[str, Any] = {"network": network, "num_params": num_params, "popsize": popsize, "batch": batch,
+                           "rank": rank, "device": str(device)}
+    for path in PATHS:
+        row[path] = popsize * batch / seconds[path] if path in seconds else None
+        if device.type == "cuda" and path in seconds:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            with torch.inference_mode():
+                call = _calls(width, popsize, batch, rank, [path], device)[path]
+                call()
+                torch.cuda.synchronize(device)
+            row[path + " peak_mib"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+            del call
+    return row
+
+
+def run_gpu(ctx: Any) -> dict[str, Any]:
+    """Part 7 of the GPU check: the three paths of :func:`main` on the check's device (``rows``), per network a
+    ladder of population sizes (``--quick``: the tiny network)."""
+    from neuroevo.bench.budget import Ladder
+    from neuroevo.bench.gpu_throughput import GPU_EXPONENT
+
+    repeats = 1 if ctx.quick else 3
+    min_s = QUICK["min_seconds"] if ctx.quick else 0.3
+    networks = {"tiny": TINY_WIDTH} if ctx.quick else NETWORKS
+    for net, width in networks.items():
+        popsizes = QUICK["popsizes"] if ctx.quick else GPU_POPSIZES[net]
+        ladder = Ladder(ctx, f"low-rank forward {net} on {ctx.device}", GPU_EXPONENT if ctx.cuda else 1.0)
+        for popsize in ladder.over(popsizes):
+            row = ctx.attempt(f"low-rank forward {net} P={popsize:,}", device_row, net, width, popsize,
+                              QUICK["batch"] if ctx.quick else GPU_BATCH, 4, ctx.device, repeats, min_s)
+            if row is not None:
+                ctx.record("rows", row)
+    return ctx.figures
+
+
+def summary_gpu(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per network at its largest P: low-rank as a share of plain inference (>= 50% at 10M on a GPU) and its
+    speed-up over the full-rank path (>= 10x where that fits, on a GPU)."""
+    out = []
+    for net in dict.fromkeys(r["network"] for r in figures.get("rows", [])):
+        row = max((r for r in figures["rows"] if r["network"] == net), key=lambda r: r["popsize"])
+        gpu = row["device"].startswith("cuda")
+        a, b, c = (row.get(p) for p in PATHS)
+        where = f"{row['num_params']:,} params, P = {row['popsize']:,}, {row['device']}"
+        target = gpu and net == "10m"
+        out.append({"figure": f"low-rank / plain inference, {where}", "value": f"{b / a:.0%}" if a and b else "-",
+                    "target": f">= {TARGET_OF_INFERENCE:.0%}" if target else "",
+                    "met": (b / a >= TARGET_OF_INFERENCE) if target and a and b else None})
+        out.append({"figure": f"low-rank / full-rank [P, D], {where}", "value": f"{b / c:.1f}x" if b and c else "-",
+                    "target": ">= 10x" if gpu and c else "", "met": (b / c >= 10) if gpu and b and c else None})
+    return out
