@@ -49,9 +49,10 @@ class Policy:
         """
         self.check_inputs(params, obs)
         if isinstance(params, LowRankParams):
-            if params.layout != self.param_layout():
+            layout = self.__dict__.get("_layout") or self.__dict__.setdefault("_layout", self.param_layout())
+            if params.layout != layout:  # the same tuple, step after step: compared by identity first
                 raise ValueError(f"{self!r}: low-rank members of another parameter layout ({len(params.layout)} "
-                                 f"blocks; this policy's param_layout() has {len(self.param_layout())})")
+                                 f"blocks; this policy's param_layout() has {len(layout)})")
             return self._forward_low_rank(params, obs.to(params.dtype))
         return self._forward(params, obs.to(params.dtype))
 
