@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from neuroevo.algorithms import NoiseTable, Optimizer, Population, materialize
+from neuroevo.algorithms import NoiseTable, Optimizer, Population
 from neuroevo.envs import VectorEnv, make_env
 from neuroevo.policies import ObsNormalizer, Policy
+from neuroevo.policies.lowrank import LowRankParams, Params
 from neuroevo.rollout import EvalSettings, Evaluation, rollout
 
 #: default number of shards per generation on Ray (more than workers: free workers take the next shard)
@@ -143,13 +144,17 @@ class LocalEvaluator(Evaluator):
         return self._envs[num_envs]
 
     def members(
-        self, population: Population | torch.Tensor, optimizer: Optimizer | None = None, start: int = 0,
+        self, population: Population | Params, optimizer: Optimizer | None = None, start: int = 0,
         stop: int | None = None,
-    ) -> torch.Tensor:
-        """Rows [start, stop) of ``population`` as params [n, D], bit-identical to the optimizer's ``ask()``:
-        built with the optimizer's noise table, or a table of the population's (made once per device)."""
+    ) -> Params:
+        """Rows [start, stop) of ``population`` as params [n, D], bit-identical to the optimizer's ``ask()``
+        (EGGROLL's low-rank populations: as :class:`~neuroevo.policies.lowrank.LowRankParams`, which the policy
+        forward takes without building [n, D]): built with the optimizer's noise table, or a table of the
+        population's (made once per device)."""
         if isinstance(population, torch.Tensor):
             return population[start:stop]
+        if isinstance(population, LowRankParams):
+            return population.rows(start, len(population) if stop is None else stop)
         noise = getattr(optimizer, "noise", None)  # a NoiseTableOptimizer's table, already on its device
         key = (population.noise_seed, population.noise_size)
         if noise is None or (noise.seed, noise.size) != key:
@@ -157,10 +162,10 @@ class LocalEvaluator(Evaluator):
             if (*key, device) not in self._noise:
                 self._noise[(*key, device)] = NoiseTable(*key, device=device)
             noise = self._noise[(*key, device)]
-        return materialize(population, noise, start, stop)
+        return population.members(noise, start, stop)
 
     def evaluate(
-        self, population: Population | torch.Tensor, settings: EvalSettings, optimizer: Optimizer | None = None
+        self, population: Population | Params, settings: EvalSettings, optimizer: Optimizer | None = None
     ) -> Evaluation:
         popsize = len(population)
         if self.shard_size is None or self.shard_size >= popsize:

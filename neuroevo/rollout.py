@@ -23,6 +23,7 @@ import torch
 from neuroevo.envs.base import VectorEnv
 from neuroevo.policies import ObsNormalizer, Policy, check_fits
 from neuroevo.policies.head import apply_head, box_bounds
+from neuroevo.policies.lowrank import Params
 from neuroevo.policies.normalizer import standardize
 
 # How often (in steps) the loop asks whether any episode is still running: each ask is a host sync.
@@ -128,7 +129,7 @@ def _step(
     policy: Policy,
     env: VectorEnv,
     frozen: _Frozen,
-    params: torch.Tensor,
+    params: Params,
     obs: torch.Tensor,
     alive: torch.Tensor,
     ret: torch.Tensor,
@@ -165,7 +166,7 @@ def _compiled_step() -> Callable[..., Any]:
     return torch.compile(_step, dynamic=False)
 
 
-def _check(policy: Policy, params: torch.Tensor, env: VectorEnv, max_steps: int | None) -> tuple[int, int, int]:
+def _check(policy: Policy, params: Params, env: VectorEnv, max_steps: int | None) -> tuple[int, int, int]:
     """Validate the inputs of :func:`rollout`; returns (P, slots per member, horizon)."""
     if params.ndim != 2:
         raise ValueError(f"params must be [P, D], got shape {tuple(params.shape)}")
@@ -182,7 +183,7 @@ def _check(policy: Policy, params: torch.Tensor, env: VectorEnv, max_steps: int 
 def _run_round(
     step: Callable[..., Any],
     policy: Policy,
-    params: torch.Tensor,
+    params: Params,
     env: VectorEnv,
     frozen: _Frozen,
     seeds: torch.Tensor,
@@ -216,7 +217,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def evaluate(
     policy: Policy,
-    params: torch.Tensor,
+    params: Params,
     env: VectorEnv,
     episodes: int = 1,
     max_steps: int | None = None,
@@ -239,7 +240,7 @@ def evaluate(
 
 
 @torch.no_grad()
-def rollout(policy: Policy, params: torch.Tensor, env: VectorEnv, settings: EvalSettings) -> Evaluation:
+def rollout(policy: Policy, params: Params, env: VectorEnv, settings: EvalSettings) -> Evaluation:
     """Every member of ``params`` [P, D] plays ``settings.episodes`` episodes on ``env`` (``num_envs`` a
     multiple of P), all in lock-step; returns their :class:`Evaluation`. ``compile`` pays seconds on the
     first call; it pays back where the per-step work is many small operations (a GPU, small CPU batches)."""

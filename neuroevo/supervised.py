@@ -8,8 +8,13 @@ function. Both are run under a budget of forward passes (one example through the
 wall-clock seconds, and both log the same rows, so a study can read them side by side.
 
 Data sets ship inside scikit-learn (no downloads): ``digits`` (8x8 images, 1,797 examples, 10 classes)
-and the tabular ``breast_cancer`` (569 examples, 30 features, 2 classes) and ``wine`` (178, 13, 3).
-Features are standardized with the training split's statistics; the split is stratified, 25% test.
+and the tabular ``breast_cancer`` (569 examples, 30 features, 2 classes) and ``wine`` (178, 13, 3); and
+``classification``, a seeded ``sklearn.datasets.make_classification`` set of 100,000 examples, 256 features
+and 10 classes, for networks of 1M+ parameters (scikit-learn ships nothing that large). Features are
+standardized with the training split's statistics; the split is stratified, 25% test.
+
+EGGROLL's members are evaluated in their low-rank form (``population.members``): the classifiers' forward
+never builds a [P, D] population.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from neuroevo.algorithms import make_optimizer
+from neuroevo.algorithms import Optimizer, make_optimizer
 from neuroevo.policies import MLP
+from neuroevo.policies.lowrank import Params
 
-DATASETS = ("digits", "breast_cancer", "wine")
+DATASETS = ("digits", "breast_cancer", "wine", "classification")
+#: ``make_classification``'s arguments for the ``classification`` set (its seed is fixed: the data never change)
+CLASSIFICATION = {"n_samples": 100_000, "n_features": 256, "n_informative": 64, "n_redundant": 64,
+                  "n_classes": 10, "n_clusters_per_class": 2, "random_state": 0}
 
 
 @dataclass
@@ -53,7 +62,10 @@ def load_dataset(name: str, seed: int = 0, device=None) -> Dataset:
         from sklearn import datasets, model_selection
     except ImportError:
         raise ValueError("the supervised study needs scikit-learn: pip install 'neuroevo[study]'") from None
-    x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    if name == "classification":
+        x, y = datasets.make_classification(**CLASSIFICATION)
+    else:
+        x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     x_train, x_test, y_train, y_test = model_selection.train_test_split(
         x, y, test_size=0.25, stratify=y, random_state=seed
     )
@@ -96,8 +108,9 @@ class Classifiers:
         index = torch.randperm(n, generator=generator)[: self.batch_size].to(self.data.x_train.device)
         return self.data.x_train[index], self.data.y_train[index]
 
-    def losses(self, params: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """Mean cross-entropy [P] of every member of params [P, D] on x [B, features], y [B]."""
+    def losses(self, params: Params, x: Tensor, y: Tensor) -> Tensor:
+        """Mean cross-entropy [P] of every member of params [P, D] (or low-rank members) on x [B, features],
+        y [B]."""
         logits = self.net(params, x.expand(params.shape[0], *x.shape))  # [P, B, classes]
         log_p = torch.log_softmax(logits, dim=-1)
         return -log_p.gather(-1, y.expand(params.shape[0], -1)[..., None]).squeeze(-1).mean(-1)
@@ -182,16 +195,17 @@ def train_population(
     problem: Classifiers, algo: str, budget: Budget, seed: int = 0, **hyperparameters
 ) -> list[dict]:
     """A population optimizer (a key of ``neuroevo.algorithms.ALGORITHMS``) minimizing the minibatch
-    cross-entropy through its ``optimize``; a generation counts P x batch_size forward passes. The logged
-    solution is the optimizer's ``center``; rows are logged as :func:`_run` logs them, and the logging's own
-    evaluations are not counted in the seconds."""
+    cross-entropy, ask / tell on the members in the form the network's batched forward takes (EGGROLL's stay
+    low-rank); a generation counts P x batch_size forward passes. The logged solution is the optimizer's
+    ``center``; rows are logged as :func:`_run` logs them, and the logging's own evaluations are not counted in
+    the seconds."""
     generator = torch.Generator().manual_seed(seed)
     center = problem.net.init_params(generator).to(problem.data.x_train.device)
-    optimizer = make_optimizer(algo, center, seed=seed, **hyperparameters)
+    optimizer = make_optimizer(algo, center, seed=seed, layout=problem.net.param_layout(), **hyperparameters)
     rows = [_log(problem, optimizer.center, 0, 0, 0.0, float("nan"))]
     spent: dict[str, Any] = {"forwards": 0, "seconds": 0.0, "since": budget.clock()}
 
-    def loss(params: Tensor) -> Tensor:
+    def loss(params: Params) -> Tensor:
         x, y = problem.batch(generator)
         return problem.losses(params, x, y)
 
@@ -206,10 +220,23 @@ def train_population(
         return spent["forwards"] >= budget.forwards or spent["seconds"] >= budget.seconds
 
     generations = math.ceil(budget.forwards / (optimizer.popsize * problem.batch_size))  # the forward budget's
+    optimizer.stop_criteria.generations = generations
+    metrics: dict[str, float] = {}
     with torch.no_grad():
-        result = optimizer.optimize(loss, generations, minimize=True, callback=after_generation)
-    if rows[-1]["iteration"] != result.generations:
-        batch_loss = -result.history[-1]["train/fitness_max"] if result.history else float("nan")
-        rows.append(_log(problem, optimizer.center, result.generations, spent["forwards"], spent["seconds"],
+        while not optimizer.stop():
+            metrics = optimizer.tell(-loss(members(optimizer)))
+            if after_generation(optimizer, metrics):
+                break
+    if rows[-1]["iteration"] != optimizer.generation:
+        batch_loss = -metrics["train/fitness_max"] if metrics else float("nan")
+        rows.append(_log(problem, optimizer.center, optimizer.generation, spent["forwards"], spent["seconds"],
                          batch_loss))
     return rows
+
+
+def members(optimizer: Optimizer) -> Params:
+    """The optimizer's next population (``ask_population``) in the form a policy's batched forward takes:
+    params [P, D], or EGGROLL's members in low-rank form (never [P, D])."""
+    population = optimizer.ask_population()
+    noise = getattr(optimizer, "noise", None)
+    return population if isinstance(population, Tensor) else population.members(noise)

@@ -145,7 +145,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(config.run.seed)
         center = policy.init_params(generator).to(self.device)
         self.optimizer = make_optimizer(
-            config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device
+            config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device, layout=policy.param_layout()
         )
         # The training envs, made by the evaluator (here or on Ray workers; device None: the workers' own)
         self.envs = EnvFactory(env_cfg.id, env_cfg.backend, config.run.device, env_cfg.num_threads,

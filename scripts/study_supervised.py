@@ -9,7 +9,9 @@ each under the same budget (``--seconds`` of training time, at most ``--forwards
 several seeds, then writes ``report.md`` (test accuracy and losses after the same number of forward
 passes and after the same number of seconds) and plots of test accuracy against forward passes and
 seconds, plus how each method scales with the network's size (``--sizes``: about 1K, 10K and 100K
-parameters, on digits). Every run is saved to ``runs/`` as it finishes and skipped when the script is run
+parameters, on digits) and, for full-rank ES against its low-rank variant EGGROLL, a network of 1M
+parameters on the ``classification`` set (``make_classification``, 100K x 256; ``--large-methods``, each run
+under ``--large-seconds``). Every run is saved to ``runs/`` as it finishes and skipped when the script is run
 again, so an interrupted study continues where it stopped. ``--report-only`` rebuilds the report.
 
 The population methods' hyperparameters are ours (a few trials on digits, not a search); they are in
@@ -36,6 +38,7 @@ from neuroevo.supervised import Budget, Classifiers, load_dataset, train_backpro
 METHODS: dict[str, dict] = {
     "adam": {"lr": 1e-3},
     "es": {"popsize": 256, "sigma": 0.02, "lr": 0.01, "weight_decay": 0.0},
+    "eggroll": {"popsize": 256, "sigma": 0.02, "lr": 0.01, "weight_decay": 0.0, "rank": 4},
     "ars": {"popsize": 256, "sigma": 0.02, "lr": 0.02, "top_directions": 32},
     "ga": {"popsize": 256, "sigma": 0.01, "truncation": 20, "num_elites": 5},
     "pso": {"popsize": 256, "sigma": 0.1},
@@ -54,7 +57,8 @@ METHODS: dict[str, dict] = {
 # Full-covariance searchers keep a D x D matrix and factor it every generation: out of reach above this.
 FULL_COVARIANCE = {"xnes"}
 FULL_COVARIANCE_MAX_PARAMS = 2_000
-SIZES = {"1k": (16,), "10k": (128,), "100k": (512, 128)}
+SIZES = {"1k": (16,), "10k": (128,), "100k": (512, 128), "1m": (1024, 768)}
+LARGE = ("classification", "1m")  # the 1M-parameter network on make_classification's 100K x 256 set
 BATCH = 64
 
 
@@ -92,6 +96,9 @@ def run_all(args) -> None:
     budget = Budget(forwards=args.forwards, seconds=args.seconds, clock=clock, log_every=args.log_every)
     jobs = [(d, "10k", m, s) for d in args.datasets for m in args.methods for s in args.seeds]
     jobs += [("digits", size, m, args.seeds[0]) for size in args.sizes if size != "10k" for m in args.methods]
+    jobs += [(*LARGE, m, args.seeds[0]) for m in args.large_methods]
+    # Scoring a 1M-parameter network on the 75,000 training examples costs seconds: log it less often.
+    large_budget = Budget(forwards=args.forwards, seconds=args.large_seconds, clock=clock, log_every=250)
     for dataset, size, method, seed in jobs:
         path = run_path(args.out, dataset, size, method, seed)
         if path.exists():
@@ -100,7 +107,7 @@ def run_all(args) -> None:
         reason = skip_reason(method, problem)
         record = {"dataset": dataset, "size": size, "method": method, "seed": seed, "num_params": problem.num_params}
         if reason is None:
-            record["rows"] = thin(run_one(problem, method, seed, budget))
+            record["rows"] = thin(run_one(problem, method, seed, large_budget if size == LARGE[1] else budget))
             last = record["rows"][-1]
             print(f"{dataset} {size} {method} seed {seed}: test accuracy {last['test_accuracy']:.3f} after "
                   f"{last['forwards']:,} forward passes, {last['seconds']:.1f} s", flush=True)
@@ -176,6 +183,18 @@ def scaling_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def large_table(runs: list[dict]) -> list[str]:
+    """Markdown rows for the 1M-parameter network: each method at its time budget."""
+    lines = ["| method | test accuracy | train loss | iterations | forward passes | seconds |",
+             "|---|---|---|---|---|---|"]
+    for method in METHODS:
+        for run in (r for r in runs if (r["dataset"], r["size"]) == LARGE and r["method"] == method and "rows" in r):
+            last = run["rows"][-1]
+            lines.append(f"| {method} | {last['test_accuracy']:.3f} | {last['train_loss']:.3f} | {last['iteration']:,} "
+                         f"| {last['forwards']:,} | {last['seconds']:.0f} |")
+    return lines
+
+
 def plot(runs: list[dict], out: Path) -> list[str]:
     import matplotlib
 
@@ -183,7 +202,7 @@ def plot(runs: list[dict], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    for dataset in sorted({r["dataset"] for r in runs}):
+    for dataset in sorted({r["dataset"] for r in runs if r["size"] == "10k"}):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         for k, method in enumerate(METHODS):
             group = [r for r in runs if r["dataset"] == dataset and r["size"] == "10k" and r["method"] == method]
@@ -225,10 +244,14 @@ def report(args) -> None:
         "not counted in forward passes, only in seconds.",
         "",
     ]
-    for dataset in sorted({r["dataset"] for r in runs}):
+    for dataset in sorted({r["dataset"] for r in runs if r["size"] == "10k"}):
         lines += [f"## {dataset}", "", *table(runs, dataset), ""]
     lines += ["## Scaling with the network's size (digits, seed 0, test accuracy at the time budget)", "",
               *scaling_table(runs), ""]
+    large = [r for r in runs if (r["dataset"], r["size"]) == LARGE and "rows" in r]
+    if large:
+        lines += [f"## A network of {large[0]['num_params']:,} parameters (classification: make_classification, "
+                  f"100K x 256, 10 classes; seed 0, {args.large_seconds:g} s per run)", "", *large_table(runs), ""]
     for name in plot(runs, args.out):
         lines += [f"![{name}]({name})", ""]
     lines += ["## Hyperparameters (ours)", "", "```", *(f"{m}: {kw}" for m, kw in METHODS.items()), "```", ""]
@@ -244,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sizes", default="1k,10k,100k", help=f"network sizes for the scaling table: {list(SIZES)}")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--large-methods", default="adam,es,eggroll",
+                        help="methods run on the 1M-parameter network (empty: none)")
+    parser.add_argument("--large-seconds", type=float, default=120.0, help="budget of each 1M-parameter run")
     parser.add_argument("--forwards", type=int, default=10**9)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -255,7 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     args.methods = args.methods.split(",")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.sizes = args.sizes.split(",")
-    unknown = [m for m in args.methods if m not in METHODS] + [s for s in args.sizes if s not in SIZES]
+    args.large_methods = [m for m in args.large_methods.split(",") if m]
+    unknown = [m for m in args.methods + args.large_methods if m not in METHODS]
+    unknown += [s for s in args.sizes if s not in SIZES]
     if unknown:
         known = f"methods: {', '.join(METHODS)}; sizes: {', '.join(SIZES)}"
         parser.error(f"unknown method or size: {', '.join(unknown)} ({known})")

@@ -217,3 +217,29 @@ def test_quick_warp_bench(tmp_path, capsys):
 def test_unknown_warp_env_is_refused():
     with pytest.raises(ValueError, match="--env: unknown Pendulum-v1; the warp backend has .*Hopper-v5"):
         bench.main(_parse("warp", "--env", "Pendulum-v1"))
+
+
+def test_quick_lowrank_bench_prints_the_three_paths_side_by_side(tmp_path, capsys, monkeypatch):
+    from neuroevo.bench import lowrank
+
+    real = lowrank._in_subprocess
+    launched = []
+
+    def in_process_but_one(job):  # one real subprocess (a memory probe); the rest here, to keep the test short
+        if not launched and not job["timed"]:
+            launched.append(job)
+            return real(job)
+        return lowrank.measure(job)
+
+    monkeypatch.setattr(lowrank, "_in_subprocess", in_process_but_one)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["lowrank", "--quick", "--conv", "--threads", "1", "--out", str(tmp_path / "r.txt")])
+    result = bench.main(args)
+    rows = {row["path"]: row for row in result["rows"]}
+    assert set(rows) == {"inference", "low-rank", "full-rank"} and launched
+    for row in rows.values():
+        assert _positive_finite(row["samples_per_s"]) and _positive_finite(row["peak_rss_mib"]), row
+    assert {"grouped", "im2col", "loop", "shared", "low_rank"} <= set(result["conv"][0])
+    report = (tmp_path / "r.txt").read_text()
+    assert "(a) inference (b) low-rank (c) full-rank" in report and report in capsys.readouterr().out

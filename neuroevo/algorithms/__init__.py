@@ -16,6 +16,7 @@ from neuroevo.algorithms.base import (
 )
 from neuroevo.algorithms.chains import HillClimbing, HillClimbingConfig, SAConfig, SimulatedAnnealing
 from neuroevo.algorithms.de import DE, DEConfig
+from neuroevo.algorithms.eggroll import EGGROLL, EGGROLLConfig, LowRankPopulation
 from neuroevo.algorithms.es import ES, ESConfig
 from neuroevo.algorithms.evotorch_searchers import (
     CEM,
@@ -46,6 +47,7 @@ from neuroevo.algorithms.random_search import RandomSearch, RandomSearchConfig
 #: here (or a :func:`register_optimizer` call): its config dataclass becomes the config section of that name.
 ALGORITHMS: dict[str, type[Optimizer]] = {
     "es": ES,
+    "eggroll": EGGROLL,
     "ga": GA,
     "ars": ARS,
     "pso": PSO,
@@ -81,12 +83,15 @@ def register_optimizer(name: str, cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
-def make_optimizer(name: str, center, config=None, **kwargs) -> Optimizer:
-    """The optimizer registered as ``name`` (a key of :data:`ALGORITHMS`)."""
+def make_optimizer(name: str, center, config=None, *, layout=None, **kwargs) -> Optimizer:
+    """The optimizer registered as ``name`` (a key of :data:`ALGORITHMS`). ``layout``: the policy's
+    ``param_layout()``, passed on to the optimizers that use one (``takes_layout``: EGGROLL), else ignored."""
     try:
         cls = ALGORITHMS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}") from None
+    if layout is not None and cls.takes_layout:
+        kwargs["layout"] = layout
     return cls(center, config, **kwargs)
 
 
@@ -102,12 +107,15 @@ __all__ = [
     "CMAESConfig",
     "DE",
     "DEConfig",
+    "EGGROLL",
+    "EGGROLLConfig",
     "ES",
     "ESConfig",
     "GA",
     "GAConfig",
     "HillClimbing",
     "HillClimbingConfig",
+    "LowRankPopulation",
     "MirroredOptimizer",
     "NelderMead",
     "NelderMeadConfig",

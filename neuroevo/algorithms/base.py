@@ -59,6 +59,9 @@ class Optimizer:
 
     config_class: type
     name: str
+    #: whether the constructor takes ``layout=`` (the policy's ``param_layout()``); ``make_optimizer`` passes
+    #: a layout on only to these
+    takes_layout: bool = False
 
     def __init__(self, center: torch.Tensor | int, config: Any = None, *, seed: int = 0,
                  device: torch.device | str | None = None, **overrides: Any):

@@ -59,14 +59,17 @@ class ES(MirroredOptimizer):
         c = self.config
         half = self.popsize // 2
         ranks = centered_ranks(fitness)
-        eps = self.noise.get(self.offsets, self.num_params)
-        grad = (ranks[:half] - ranks[half:]) @ eps / (self.popsize * c.sigma)
+        grad = self._weighted_noise(ranks[:half] - ranks[half:]) / (self.popsize * c.sigma)
         update = self._step(grad - c.weight_decay * self.center)
         self.center = self.center + update
         return {
             "train/grad_norm": float(grad.norm()),
             "train/update_ratio": float(update.norm() / self.center.norm().clamp_min(1e-12)),
         }
+
+    def _weighted_noise(self, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_i weights[i] * eps_i`` over the P/2 perturbations of this generation: [D]."""
+        return weights @ self.noise.get(self.offsets, self.num_params)
 
     def _step(self, grad: torch.Tensor) -> torch.Tensor:
         """The ascent step for ``grad`` [D]."""

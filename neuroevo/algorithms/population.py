@@ -47,6 +47,15 @@ class Population:
     def num_params(self) -> int:
         return self.bases.shape[1]
 
+    def perturbations(self, noise: NoiseTable, offsets: torch.Tensor) -> torch.Tensor:
+        """The unscaled perturbations [n, D] named by ``offsets`` [n]: slices of the noise table."""
+        return noise.get(offsets, self.num_params)
+
+    def members(self, noise: NoiseTable, start: int = 0, stop: int | None = None) -> Any:
+        """Rows [start, stop) in the form a policy's batched forward takes: params [n, D] here (a subclass
+        may keep them compact, as EGGROLL's low-rank members)."""
+        return materialize(self, noise, start, stop)
+
 
 def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) -> torch.Tensor:
     """The members ``index`` [n] (int64) of ``population``: params [n, D] on the noise table's device."""
@@ -58,7 +67,7 @@ def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) 
     if not bool(mutated.any()):
         return base
     # The same expression ask() has always evaluated: center + sigma * eps, center + -(sigma * eps).
-    eps = noise.get(torch.where(mutated, population.offsets[index], 0), population.num_params)
+    eps = population.perturbations(noise, torch.where(mutated, population.offsets[index], 0))
     step = population.sigma * eps
     rows = base + step * signs.to(device=device, dtype=step.dtype)[:, None]
     return rows if bool(mutated.all()) else torch.where(mutated.to(device)[:, None], rows, base)
@@ -106,8 +115,13 @@ class NoiseTableOptimizer(Optimizer):
 
     def __init__(self, center: torch.Tensor | int, config: Any = None, **kwargs: Any):
         super().__init__(center, config, **kwargs)
-        self.noise = NoiseTable(self.config.noise_seed, size_for(self.num_params, self.config.noise_size),
+        self.noise_dim = self._noise_dim()
+        self.noise = NoiseTable(self.config.noise_seed, size_for(self.noise_dim, self.config.noise_size),
                                 self.device)
+
+    def _noise_dim(self) -> int:
+        """Noise-table floats per member: D here (a slice is the perturbation itself)."""
+        return self.num_params
 
     def _validate_config(self) -> None:
         super()._validate_config()
@@ -151,7 +165,7 @@ class MirroredOptimizer(NoiseTableOptimizer):
 
     def _ask(self) -> Population:
         half = self.popsize // 2
-        self.offsets = self.noise.sample_offsets(half, self.num_params, self.generator)
+        self.offsets = self.noise.sample_offsets(half, self.noise_dim, self.generator)
         signs = torch.cat([torch.ones(half), -torch.ones(half)])
         return self._population(self.center[None], torch.zeros(self.popsize, dtype=torch.int64),
                                 self.offsets.repeat(2), signs)

@@ -11,9 +11,11 @@ The parts, in this order (each documented in its module):
 4. ``warp``: MuJoCo Warp population evaluation against its raw physics rate, and the ``mujoco`` backend;
 5. ``learning`` (:mod:`~neuroevo.bench.gpu_learning`): ARS on Hopper-v5 on warp to 3,000, the policy scored on
    gymnasium's own env; HalfCheetah-v5 to 4,000 if time is left;
-6. ``cpu``: the machine's cores: the MuJoCo CPU bench on every core, and Ray scaling where Ray is installed.
+6. ``cpu``: the machine's cores: the MuJoCo CPU bench on every core, and Ray scaling where Ray is installed;
+7. ``lowrank`` (:mod:`~neuroevo.bench.lowrank`): the population forward of 1M-100M-parameter networks, low-rank ES
+   (EGGROLL) against plain inference and the full-rank [P, D] path.
 
-A new part (the Atari and low-rank ES benchmarks, as they land) is a function ``run(ctx) -> figures`` and
+A new part (the Atari benchmark, as it lands) is a function ``run(ctx) -> figures`` and
 ``summary(figures) -> rows`` in a module of its own, and one :data:`PARTS` entry.
 
 The budget (``--budget`` seconds) is shared by weight (:attr:`Part.weight`). A part may use its own share plus
@@ -46,7 +48,7 @@ from typing import Any
 
 import torch
 
-from neuroevo.bench import gpu_correctness, gpu_learning, gpu_throughput
+from neuroevo.bench import gpu_correctness, gpu_learning, gpu_throughput, lowrank
 from neuroevo.bench.budget import PartContext
 from neuroevo.bench.common import Column, Table, command_line, cpu_model, device_name, load_average, write_text
 from neuroevo.checkpoint import atomic_write_json
@@ -86,6 +88,8 @@ PARTS: tuple[Part, ...] = (
          gpu_learning.summary),
     Part(6, "cpu", "the machine's cores: MuJoCo CPU bench and Ray scaling", 0.10, 15.0, gpu_throughput.run_cpu,
          gpu_throughput.summary_cpu),
+    Part(7, "lowrank", "low-rank ES population forward against plain inference and [P, D]", 0.08, 15.0,
+         lowrank.run_gpu, lowrank.summary_gpu),
 )
 
 

@@ -430,4 +430,4 @@ def _cpu_state(obj) -> dict[str, Any]:
 
 
 def _cpu_population(population: Population) -> Population:
-    return Population(**{**population.__dict__, "bases": population.bases.detach().cpu()})
+    return dataclasses.replace(population, bases=population.bases.detach().cpu())

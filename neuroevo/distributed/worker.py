@@ -114,7 +114,8 @@ def population_digest(population: Population | torch.Tensor) -> str:
         return digest.hexdigest()
     for tensor in (population.bases, population.base_index, population.offsets, population.signs):
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape))
+    scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape),
+               getattr(population, "rank", None), getattr(population, "layout", None))
     digest.update(repr(scalars).encode())
     return digest.hexdigest()
 

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from neuroevo.policies.lowrank import Layout, LowRankParams, Params, dense_layout
+
 # kind -> class, filled by ``class X(Policy, kind="...")``: every policy buildable from plain data.
 _KINDS: dict[str, Callable[..., Policy]] = {}
 
@@ -39,19 +41,36 @@ class Policy:
 
     # -- the population forward -------------------------------------------------------------------------
 
-    def __call__(self, params: Tensor, obs: Tensor) -> Tensor:
+    def __call__(self, params: Params, obs: Tensor) -> Tensor:
         """Evaluate every member on its observations in one batched call.
 
-        params: [P, D] floating; obs: [P, E, obs_dim] (cast to params' dtype) -> [P, E, act_dim].
+        params: [P, D] floating, or P members in low-rank form (:class:`~neuroevo.policies.lowrank.LowRankParams`,
+        EGGROLL's); obs: [P, E, obs_dim] (cast to params' dtype) -> [P, E, act_dim].
         """
         self.check_inputs(params, obs)
+        if isinstance(params, LowRankParams):
+            layout = self.__dict__.get("_layout") or self.__dict__.setdefault("_layout", self.param_layout())
+            if params.layout != layout:  # the same tuple, step after step: compared by identity first
+                raise ValueError(f"{self!r}: low-rank members of another parameter layout ({len(params.layout)} "
+                                 f"blocks; this policy's param_layout() has {len(layout)})")
+            return self._forward_low_rank(params, obs.to(params.dtype))
         return self._forward(params, obs.to(params.dtype))
 
     def _forward(self, params: Tensor, obs: Tensor) -> Tensor:
         """params: [P, D], obs: [P, E, obs_dim] of params' dtype -> [P, E, act_dim]. Inputs are checked."""
         raise NotImplementedError
 
-    def check_inputs(self, params: Tensor, obs: Tensor) -> None:
+    def param_layout(self) -> Layout:
+        """The flat parameters cut into tensors (:class:`~neuroevo.policies.lowrank.ParamBlock`): weight matrices
+        as 2-D blocks (low-rank perturbations in EGGROLL), everything else 1-D. Here: one dense block."""
+        return dense_layout(self.num_params)
+
+    def _forward_low_rank(self, members: LowRankParams, obs: Tensor) -> Tensor:
+        """:meth:`_forward` for members in low-rank form; here on their dense rows (policies with a batched
+        low-rank forward, :mod:`neuroevo.policies.batched`, override it and never build them)."""
+        return self._forward(members.dense(), obs)
+
+    def check_inputs(self, params: Params, obs: Tensor) -> None:
         """One-line ``ValueError`` naming the bad shape unless params: [P, D] and obs: [P, E, obs_dim]."""
         if params.ndim != 2 or params.shape[1] != self.num_params:
             raise ValueError(

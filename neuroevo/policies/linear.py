@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from neuroevo.policies import batched
 from neuroevo.policies.base import Policy
+from neuroevo.policies.lowrank import Layout, LowRankParams, ParamBlock
 
 
 class Linear(Policy, kind="linear"):
@@ -37,6 +39,20 @@ class Linear(Policy, kind="linear"):
             return torch.bmm(obs, W)
         b = params[:, self._w_end :].unsqueeze(1)  # [P, 1, act_dim], broadcast over E
         return torch.baddbmm(b, obs, W)
+
+    def param_layout(self) -> Layout:
+        """W as an [obs_dim, act_dim] matrix block, then b."""
+        w = ParamBlock(0, (self.obs_dim, self.act_dim))
+        return (w, ParamBlock(self._w_end, (self.act_dim,))) if self.bias else (w,)
+
+    def _forward_low_rank(self, members: LowRankParams, obs: Tensor) -> Tensor:
+        W, w_noise = members.block(0)
+        b, b_delta = members.block(1) if self.bias else (None, None)
+        assert b_delta is None or isinstance(b_delta, Tensor)  # a bias is a dense block
+        if isinstance(w_noise, tuple):
+            return batched.linear_low_rank(obs, W, b, w_noise[0], w_noise[1], b_delta)
+        bias = None if b is None or b_delta is None else b + b_delta
+        return batched.linear(obs, W + w_noise.view(-1, *W.shape), bias)
 
     def init_params(self, generator: torch.Generator | None = None, device=None) -> Tensor:
         """Zeros: [D]. ``generator`` is unused (accepted so every policy is initialized alike)."""

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuroevo.policies import batched
 from neuroevo.policies.base import Policy
+from neuroevo.policies.lowrank import Layout, LowRankParams, ParamBlock
 
 # name -> (batched function, module factory for to_module); both must compute the same numbers.
 ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[], nn.Module]]] = {
@@ -69,6 +71,30 @@ class MLP(Policy, kind="mlp"):
             W = params[:, w_start:b_start].view(P, fan_in, fan_out)
             b = params[:, b_start:b_end].unsqueeze(1)  # [P, 1, out], broadcast over E
             x = torch.baddbmm(b, x, W)
+            if i < last:
+                x = self._act(x)
+        return x
+
+    def param_layout(self) -> Layout:
+        """Per layer: W as a [in, out] matrix block, then b."""
+        blocks: list[ParamBlock] = []
+        for fan_in, fan_out, w_start, b_start, _ in self._layers:
+            blocks += [ParamBlock(w_start, (fan_in, fan_out)), ParamBlock(b_start, (fan_out,))]
+        return tuple(blocks)
+
+    def _forward_low_rank(self, members: LowRankParams, obs: Tensor) -> Tensor:
+        # Per layer: the shared matmul over all P x E inputs plus the rank-r correction (batched.linear_low_rank);
+        # a layer too thin for low-rank noise has dense noise, and its [P, in, out] weights are built.
+        x = obs
+        last = len(self._layers) - 1
+        for i in range(len(self._layers)):
+            W, w_noise = members.block(2 * i)
+            b, b_delta = members.block(2 * i + 1)
+            assert isinstance(b_delta, Tensor)  # biases are dense blocks
+            if isinstance(w_noise, tuple):
+                x = batched.linear_low_rank(x, W, b, w_noise[0], w_noise[1], b_delta)
+            else:
+                x = batched.linear(x, W + w_noise.view(-1, *W.shape), b + b_delta)
             if i < last:
                 x = self._act(x)
         return x

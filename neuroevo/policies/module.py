@@ -13,6 +13,7 @@ from torch.func import functional_call
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from neuroevo.policies.base import Policy
+from neuroevo.policies.lowrank import Layout, ParamBlock
 
 
 class ModulePolicy(Policy):
@@ -126,6 +127,20 @@ class ModulePolicy(Policy):
             batched[name] = params[:, offset : offset + n].view(P, *shape)
             offset += n
         return torch.vmap(self._member_forward)(batched, obs)
+
+    def param_layout(self) -> Layout:
+        """A block per parameter in flat order: an ``nn.Linear`` weight as its [out, in] matrix, an ungrouped
+        ``nn.Conv2d`` weight as [out, in x kh x kw] (low-rank noise in EGGROLL), any other tensor 1-D (full-rank
+        noise). The population forward runs on the members' dense rows (vmap over a user module)."""
+        matrices: dict[int, tuple[int, int]] = {}
+        for m in self.module.modules():
+            if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1):
+                matrices[id(m.weight)] = (m.weight.shape[0], m.weight[0].numel())
+        blocks, offset = [], 0
+        for _, p in self.module.named_parameters():
+            blocks.append(ParamBlock(offset, matrices.get(id(p), (p.numel(),))))
+            offset += p.numel()
+        return tuple(blocks)
 
     def init_params(self, generator: torch.Generator | None = None, device=None) -> Tensor:
         """An initial center [D]: for a module named by path, given a ``generator``, the parameters of a fresh
