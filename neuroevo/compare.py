@@ -117,7 +117,7 @@ def num_params(config: Config) -> int:
     """Parameters of the policy the run's config builds (the trainer's rule, without its envs)."""
     env = make_env(config.env.id, 1, "cpu", config.env.backend, **config.env.make_args())
     try:
-        return config.policy.build(env.obs_dim, env.single_action_space).num_params
+        return config.policy.build(env.obs_dim, env.single_action_space, env.single_observation_space).num_params
     finally:
         env.close()
 

@@ -237,10 +237,13 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def card_names() -> list[str]:
-    """The task cards shipped with neuroevo, by file stem (= env id)."""
-    return sorted(
-        p.name[:-5] for p in importlib.resources.files("neuroevo.tasks").iterdir() if p.name.endswith(".toml")
-    )
+    """The task cards shipped with neuroevo, by path without ``.toml`` (= env id, e.g. ``ALE/Frostbite-v5``)."""
+    root = importlib.resources.files("neuroevo.tasks")
+    names = [p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml")]
+    for folder in root.iterdir():  # namespaced ids: ALE/<Game>-v5 in a folder ALE
+        if folder.is_dir() and not folder.name.startswith(("_", ".")):
+            names += [f"{folder.name}/{p.name[:-5]}" for p in folder.iterdir() if p.name.endswith(".toml")]
+    return sorted(names)
 
 
 def find_card(env: str) -> Path | None:

@@ -142,7 +142,9 @@ def _step(
     finite observations of running episodes) or None. Returns the updated (obs, alive, ret, length, obs_sums).
     """
     popsize, slots = alive.shape
-    obs = obs.reshape(popsize, slots, -1).to(params.dtype)
+    obs = obs.reshape(popsize, slots, -1)
+    if obs.is_floating_point() or obs_sums is not None or frozen.obs_mean is not None:
+        obs = obs.to(params.dtype)  # pixels (uint8) stay uint8 until the policy's first layer
     if obs_sums is not None:
         # A diverged env's NaN/inf observation must not poison the running statistics for good.
         counted = (alive & torch.isfinite(obs).all(-1))[..., None].expand_as(obs)

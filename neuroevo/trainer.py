@@ -136,7 +136,8 @@ class Trainer:
             check_user_env(env_cfg.id, env_cfg.entry_point, **env_cfg.kwargs)
         obs_dim = self.eval_env.obs_dim
         if policy is None:
-            policy = config.policy.build(obs_dim, self.eval_env.single_action_space)
+            policy = config.policy.build(obs_dim, self.eval_env.single_action_space,
+                                         self.eval_env.single_observation_space)
         else:  # the run's config names the policy it trains (a module passed as an object: kind 'module')
             config = dataclasses.replace(config, policy=config.policy.describing(policy))
         self.config = config

@@ -243,3 +243,14 @@ def test_quick_lowrank_bench_prints_the_three_paths_side_by_side(tmp_path, capsy
     assert {"grouped", "im2col", "loop", "shared", "low_rank"} <= set(result["conv"][0])
     report = (tmp_path / "r.txt").read_text()
     assert "(a) inference (b) low-rank (c) full-rank" in report and report in capsys.readouterr().out
+
+
+def test_quick_atari_bench_prints_the_three_stacks_side_by_side(tmp_path, capsys):
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    out = tmp_path / "atari.json"
+    report = bench.main(_parse("atari", "--quick", "--policy", "small", "--steps", "8", "--json", str(out)))
+    assert [r["stack"] for r in report["rows"]] == ["neuroevo", "ale-py loop", "gymnasium"]
+    assert all(_positive_finite(r["frames_per_s"]) for r in report["rows"]) and report["rows"][0]["ours_over_it"] == 1
+    assert json.loads(out.read_text())["rows"] == report["rows"]
+    assert "ale-py loop" in capsys.readouterr().out

@@ -6,6 +6,8 @@
   (:mod:`~neuroevo.bench.mujoco_eval`, :mod:`~neuroevo.bench.evotorch_gymne`);
 - ``neuroevo bench ray`` (:mod:`~neuroevo.bench.ray_workers`): scaling over Ray workers on one machine;
 - ``neuroevo bench warp`` (:mod:`~neuroevo.bench.warp`): the MuJoCo Warp backend against its physics limit;
+- ``neuroevo bench atari`` (:mod:`~neuroevo.bench.atari`): Atari population evaluation, frames/s, against
+  ale-py's vector env in a plain loop and gymnasium's vector env;
 - ``neuroevo bench lowrank`` (:mod:`~neuroevo.bench.lowrank`): the population forward of big networks, EGGROLL's
   low-rank path against plain inference and the full-rank [P, D] path, with each path's peak memory;
 - ``neuroevo bench gpu`` (:mod:`~neuroevo.bench.gpu_check`): every GPU check and benchmark in one run under one
@@ -21,12 +23,13 @@ import argparse
 from types import ModuleType
 from typing import Any
 
-from neuroevo.bench import gpu_check, lowrank, ray_workers, throughput, warp
+from neuroevo.bench import atari, gpu_check, lowrank, ray_workers, throughput, warp
 
 # The subcommands; none is ``neuroevo bench`` itself (throughput).
 BENCHES: dict[str, tuple[ModuleType, str]] = {
     "ray": (ray_workers, "scaling of distributed evaluation over 1, 2, 4, ... Ray workers on one machine"),
     "warp": (warp, "the MuJoCo Warp backend against its physics limit and the mujoco CPU backend (GPU)"),
+    "atari": (atari, "Atari population evaluation frames/s: our backend, ale-py's vector env in a loop, gymnasium's"),
     "lowrank": (lowrank, "the population forward of 1M-100M-parameter networks: low-rank ES, plain inference, [P, D]"),
     "gpu": (gpu_check, "every GPU check and benchmark in one run under one time budget (--quick: any device)"),
 }

@@ -7,6 +7,7 @@
 """
 
 from neuroevo.policies.base import Policy, make_policy, policy_from_spec
+from neuroevo.policies.cnn import ConvPolicy
 from neuroevo.policies.config import PolicyConfig
 from neuroevo.policies.deploy import DeployedPolicy
 from neuroevo.policies.export import export_onnx
@@ -17,6 +18,7 @@ from neuroevo.policies.module import ModulePolicy
 from neuroevo.policies.normalizer import ObsNormalizer
 
 __all__ = [
+    "ConvPolicy",
     "DeployedPolicy",
     "Linear",
     "MLP",

@@ -15,13 +15,20 @@ from neuroevo.policies.module import ModulePolicy
 @dataclass
 class PolicyConfig:
     kind: str = "mlp"
-    """'linear', 'mlp', or 'module': a network of your own, named by ``module``"""
+    """'linear', 'mlp', 'cnn' (a conv net over image observations: ``arch``, ``padding``), or 'module': a network
+    of your own, named by ``module``"""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     """MLP hidden layer sizes"""
     activation: str = "tanh"
     """MLP activation"""
     normalize_obs: bool = True
     """running observation normalization in the policy's input path (ARS V2; V1 when False)"""
+    arch: str = "nature"
+    """with kind 'cnn': 'nature' (Mnih et al. 2015: conv 32-64-64, dense 512) or 'small' (Mnih et al. 2013, the
+    Deep Neuroevolution code's small model: conv 16-32, dense 256)"""
+    padding: str = "valid"
+    """with kind 'cnn': 'valid' (the Nature network's 1.7M parameters at 84x84, 18 actions) or 'same'
+    (TensorFlow's SAME, as the Deep Neuroevolution code: 4.0M)"""
     module: str | None = None
     """with kind 'module': your ``nn.Module`` class, 'package.module:ClassName' (importable where the run is
     trained, evaluated or resumed, Ray workers included), mapping observations [B, obs_dim] to outputs
@@ -29,8 +36,9 @@ class PolicyConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     """with kind 'module': the keyword arguments of ``module``'s constructor, e.g. ``{hidden = 32}``"""
 
-    def build(self, obs_dim: int, action_space: gym.Space) -> Policy:
-        """The policy this section describes, for observations of ``obs_dim`` and ``action_space``."""
+    def build(self, obs_dim: int, action_space: gym.Space, observation_space: gym.Space | None = None) -> Policy:
+        """The policy this section describes, for observations of ``obs_dim`` (of ``observation_space``, whose
+        image shape kind 'cnn' needs) and ``action_space``."""
         if self.kind == "module":
             if self.module is None:
                 raise ValueError(
@@ -41,7 +49,15 @@ class PolicyConfig:
             return ModulePolicy.from_path(self.module, obs_dim, output_dim(action_space), self.kwargs)
         if self.module is not None:
             raise ValueError(f"policy.module is set but policy.kind is {self.kind!r}: set policy.kind = 'module'")
-        kwargs = {"hidden": self.hidden, "activation": self.activation} if self.kind == "mlp" else {}
+        kwargs: dict[str, Any] = {}
+        if self.kind == "mlp":
+            kwargs = {"hidden": self.hidden, "activation": self.activation}
+        elif self.kind == "cnn":
+            shape = getattr(observation_space, "shape", None)
+            if shape is None or len(shape) != 3:
+                raise ValueError(f"policy kind 'cnn' needs image observations (channels, height, width); this env's "
+                                 f"observations have shape {shape}: use kind 'mlp' or 'linear'")
+            kwargs = {"obs_shape": tuple(shape), "arch": self.arch, "padding": self.padding}
         return make_policy(self.kind, obs_dim, output_dim(action_space), **kwargs)
 
     def describing(self, policy: Policy) -> PolicyConfig:
@@ -55,4 +71,6 @@ class PolicyConfig:
             fields.update(module=spec.get("module"), kwargs=dict(spec.get("kwargs") or {}))
         elif kind == "mlp":
             fields.update(hidden=list(spec["hidden"]), activation=spec["activation"])
+        elif kind == "cnn":
+            fields.update(arch=spec["arch"], padding=spec["padding"])
         return PolicyConfig(**{**self.__dict__, **fields})

@@ -93,3 +93,22 @@ def test_seeds_beyond_32_bits_are_hashed_into_ale_range():
     b, _ = env.reset(seed=[2**40, 2**40])
     assert torch.equal(a, b) and np.array_equal(a[0].numpy(), a[1].numpy())
     env.close()
+
+
+def test_the_card_trains_from_the_cli_and_its_policy_plays_on_gymnasium(tmp_path, capsys):
+    """The Frostbite card (conv policy, the paper's GA with compact genomes and elite episodes, sharded
+    evaluation) at a tiny size; the saved policy plays the same games on gymnasium's env with the standard
+    wrappers as on our backend (no-ops drawn from different streams: one fixed game each here, no-ops off)."""
+    from neuroevo.cli import main
+
+    run = tmp_path / "frostbite"
+    small = ["--set", "ga.truncation=2", "--set", "ga.num_elites=2", "--set", "ga.elite_episodes=2",
+             "--set", "env.max_steps=25", "--set", "policy.arch=small", "--set", "run.eval_episodes=2",
+             "--set", "run.shard_size=4", "--set", "env.kwargs.noop_max=0"]
+    assert main(["train", "--env", "ALE/Frostbite-v5", "--popsize", "6", "--generations", "2", "--out", str(run),
+                 "--quiet", *small]) == 0
+    results = {}
+    for backend in ("gymnasium", "atari"):
+        assert main(["eval", str(run), "--episodes", "2", "--backend", backend]) == 0
+        results[backend] = capsys.readouterr().out.strip().splitlines()[-1].split("mean return ")[1]
+    assert results["gymnasium"] == results["atari"]
