@@ -152,9 +152,12 @@ def task_card_list() -> str:
         assert path is not None
         data, config = load_card(path), resolve_config(card)
         policy = config.policy.kind + (f" {tuple(config.policy.hidden)}" if config.policy.kind == "mlp" else "")
+        if config.policy.kind == "cnn":
+            policy += f" {config.policy.arch}, {config.policy.padding}"
+        threshold = "-" if config.env.threshold is None else f"{config.env.threshold:g}"
         budget = ", ".join(f"{key} {getattr(config.run, key):g}" for key in ("generations", "steps", "target")
                            if getattr(config.run, key) is not None)
-        rows.append(f"| `{card}` | {config.env.threshold:g} | `{config.run.algo}` | {policy} | {budget} | "
+        rows.append(f"| `{card}` | {threshold} | `{config.run.algo}` | {policy} | {budget} | "
                     f"{', '.join(f'`[{s}]`' for s in data)} |")
     return "\n".join(rows) + "\n"
 
