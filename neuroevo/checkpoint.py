@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -55,23 +57,50 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+#: what every file of each format holds (a file without one of them is refused by name)
+REQUIRED_FIELDS = {
+    CHECKPOINT_FORMAT: ("config", "generation", "env_steps", "episodes", "eval_env_steps", "wall_time",
+                        "best_eval_return", "last_eval_return", "solved", "optimizer", "normalizer", "solution"),
+    POLICY_FORMAT: ("policy", "params", "action_space", "normalizer", "env_id"),
+}
+
+
 def load_file(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:
-    """Read a neuroevo file with ``weights_only=True``; a missing, corrupt or foreign file raises a
-    one-line ``ValueError``."""
+    """Read a neuroevo file with ``weights_only=True`` (nothing in it is executed); a missing, empty, truncated,
+    corrupt, foreign, hostile or incomplete file raises a one-line ``ValueError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a neuroevo checkpoint or policy file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's concern
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" in str(err).lower():
+            raise ValueError(
+                f"{path}: refused: it holds Python objects, not only tensors and numbers (loading them could run "
+                "code); a neuroevo file never does"
+            ) from None
+        raise ValueError(f"{path}: not a readable neuroevo file: corrupted ({first_line(err)})") from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         raise ValueError(
-            f"{path}: not a readable neuroevo file ({type(err).__name__}: {err})".split("\n")[0]
+            f"{path}: not a readable neuroevo file: truncated or corrupted ({first_line(err)})"
         ) from None
     if not isinstance(data, dict) or "format" not in data:
         raise ValueError(f"{path}: not a neuroevo checkpoint or policy file")
     if expected_format is not None and data["format"] != expected_format:
         raise ValueError(f"{path}: holds {data['format']!r}, expected {expected_format!r}")
+    missing = [name for name in REQUIRED_FIELDS.get(data["format"], ()) if name not in data]
+    if missing:
+        raise ValueError(f"{path}: incomplete {data['format']} file: no {', '.join(missing)}")
     return data
+
+
+def first_line(err: BaseException, limit: int = 120) -> str:
+    text = f"{type(err).__name__}: {err}".split("\n")[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- action spaces as plain data ------------------------------------------------------------------
@@ -137,7 +166,19 @@ def read_policy(
 def unpack_policy_record(
     record: dict[str, Any], module: nn.Module | None = None, where: str = "policy"
 ) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None]:
-    """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record`."""
+    """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record` (a malformed one is a
+    one-line ``ValueError`` naming ``where``)."""
+    try:
+        return _unpack_policy_record(record, module, where)
+    except ValueError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        raise ValueError(f"{where}: malformed policy record ({first_line(err)})") from None
+
+
+def _unpack_policy_record(
+    record: dict[str, Any], module: nn.Module | None, where: str
+) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None]:
     spec = record["policy"]
     policy: Policy
     if spec.get("kind") == "module":
@@ -147,6 +188,8 @@ def unpack_policy_record(
     else:
         policy = policy_from_spec(spec)
     params = record["params"]
+    if not isinstance(params, torch.Tensor) or not params.is_floating_point():
+        raise ValueError(f"{where}: the stored parameters are not a float tensor")
     if params.shape != (policy.num_params,):
         raise ValueError(
             f"{where}: {params.numel()} parameters stored, but the {spec.get('kind')} policy needs {policy.num_params}"

@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
-from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config
+from neuroevo.config import card_names, config_from_dict, parse_override, resolve_config, unused_settings
 from neuroevo.envs import BACKENDS
 
 
@@ -66,6 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = config_from_dict({config.run.algo: {"popsize": args.popsize}}, config)
         trainer = Trainer(config, args.out, progress=not args.quiet)
     cfg = trainer.config
+    for setting in unused_settings(overrides, cfg):  # a setting the run would not read is never silent
+        warnings.warn(f"--set {setting} has no effect on this run", UserWarning, stacklevel=1)
     where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"
     if cfg.run.workers:
         where = f"{cfg.run.workers} Ray workers at {cfg.run.ray_address or 'a local instance on 127.0.0.1'}"

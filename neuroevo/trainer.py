@@ -26,7 +26,9 @@ from neuroevo.algorithms import make_optimizer
 from neuroevo.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
+    atomic_write,
     atomic_write_json,
+    first_line,
     load_file,
     policy_record,
     unpack_policy_record,
@@ -141,6 +143,9 @@ class Trainer:
         self._best_record: dict[str, Any] | None = None
         self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
         self._owns_evaluator = evaluator is None
+        self._unlogged = False  # True from tell() until the generation's row is written: no checkpoint then
+        self._logged = 0  # the generation of the last row logged
+        self._checkpointed: int | None = None  # the generation of the checkpoint on disk, if any
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -159,6 +164,7 @@ class Trainer:
         evaluator = self.evaluator
         counts_before = evaluator.problem_counts()
         result = evaluator.evaluate(self.optimizer.ask_population(), settings, self.optimizer)
+        self._unlogged = True
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None and result.obs_stats is not None:
             self.normalizer.merge(result.obs_stats)
@@ -276,14 +282,10 @@ class Trainer:
         try:
             with stop:
                 self._loop(bar, stop)
-        except WorkersLost as err:
+        except Exception as err:
             if self.run_dir is None:
                 raise
-            path = self.save_checkpoint()  # the last finished generation
-            raise WorkersLost(
-                f"{err} (generation {self.generation + 1}); checkpoint of generation {self.generation} written to "
-                f"{path}; continue with: neuroevo train --resume {self.run_dir}"
-            ) from err
+            raise self._stopped_by(err) from err
         finally:
             self.close()
             if bar is not None:
@@ -310,6 +312,8 @@ class Trainer:
                 if self.run_dir is not None:
                     with open(self.run_dir / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
+                self._unlogged, self._logged = False, self.generation
+                if self.run_dir is not None:
                     if self.generation % self.config.run.checkpoint_every == 0:
                         self.save_checkpoint()
                 if bar is not None:
@@ -319,6 +323,26 @@ class Trainer:
                         steps=self.env_steps,
                         sps=f"{row['time/env_steps_per_s']:.3g}",
                     )
+
+    def _stopped_by(self, err: Exception) -> Exception:
+        """The one-line error a run stopped by ``err`` ends with: what failed, which checkpoint to continue from
+        (the last finished generation's, written now where that is possible) and the command that does."""
+        what = str(err) if isinstance(err, WorkersLost) else first_line(err, limit=300)
+        note = f"{what} (generation {self._logged + 1})"
+        path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
+        saved = None
+        if not self._unlogged:  # the state is the last finished generation's: keep it
+            try:
+                saved = f"checkpoint of generation {self.generation} written to {self.save_checkpoint()}"
+            except OSError as save_err:
+                note += f"; writing the checkpoint failed too ({first_line(save_err)})"
+        if saved is None:
+            saved = (f"the previous checkpoint, of generation {self._checkpointed}, is intact at {path}"
+                     if self._checkpointed is not None else "no checkpoint was written yet")
+        message = f"{note}; {saved}; continue with: neuroevo train --resume {self.run_dir}"
+        if isinstance(err, WorkersLost):
+            return WorkersLost(message)
+        return ValueError(message) if isinstance(err, ValueError) else RuntimeError(message)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -360,6 +384,7 @@ class Trainer:
             raise ValueError("this trainer keeps no files (out=None): there is nowhere to write a checkpoint")
         path = self.run_dir / "checkpoints" / "last.pt"
         atomic_save(self.state_dict(), path)
+        self._checkpointed = self.generation
         return path
 
     @classmethod
@@ -375,15 +400,63 @@ class Trainer:
         budget (``{"run": {"generations": 200}}``); the trajectory is the one an uninterrupted run with
         the same config would have taken."""
         run_dir = Path(run_dir)
-        state = load_file(run_dir / "checkpoints" / "last.pt", CHECKPOINT_FORMAT)
+        path = run_dir / "checkpoints" / "last.pt"
+        if not path.exists() and (run_dir / "config.json").is_file():
+            # killed before its first checkpoint: the run starts again from its config, at generation 0
+            config = config_from_dict(_read_json(run_dir / "config.json"))
+            if overrides:
+                config = config_from_dict(overrides, config)
+            trainer = cls(config, run_dir, policy=policy, progress=progress, _resuming=True)
+            _truncate_metrics(run_dir / "metrics.jsonl", 0)
+            return trainer
+        state = load_file(path, CHECKPOINT_FORMAT)
+        if not isinstance(state["config"], dict):
+            raise ValueError(f"{path}: malformed checkpoint: its config is not a table of settings")
         config = config_from_dict(state["config"])
+        _check_same_run(run_dir, config, path)
         if overrides:
             config = config_from_dict(overrides, config)
         trainer = cls(config, run_dir, policy=policy, progress=progress, _resuming=True)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: malformed checkpoint, it does not fit its own config ({first_line(err)})"
+            ) from None
+        trainer._checkpointed = trainer._logged = trainer.generation
         trainer.solved = trainer.solved and config.run.target is not None
         _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)
         return trainer
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({first_line(err)})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a table of settings")
+    return data
+
+
+def _check_same_run(run_dir: Path, config: Config, path: Path) -> None:
+    """A checkpoint copied in from another run (another task, algorithm or seed) is refused: resuming it would
+    write that run's generations over this directory's."""
+    if not (run_dir / "config.json").is_file():
+        return
+    try:
+        own = config_from_dict(_read_json(run_dir / "config.json"))
+    except ValueError:
+        return  # an unreadable config.json: the checkpoint's config is the run's (run() rewrites the file)
+    for name, ours, theirs in (("env.id", own.env.id, config.env.id), ("run.algo", own.run.algo, config.run.algo),
+                               ("run.seed", own.run.seed, config.run.seed)):
+        if ours != theirs:
+            raise ValueError(
+                f"{path}: a checkpoint of another run ({name} {theirs!r}; {run_dir}/config.json has {ours!r}); "
+                "refusing to resume it over this run directory"
+            )
 
 
 class _StopRequest:
@@ -411,12 +484,20 @@ class _StopRequest:
 
 
 def _truncate_metrics(path: Path, generation: int) -> None:
-    """Drop rows written after the checkpoint (a killed run's last generations are redone)."""
+    """Drop rows written after the checkpoint (a killed run's last generations are redone) and a row torn by a
+    kill or a full disk; rewritten atomically, so that a kill now loses no row either."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line)["generation"] <= generation]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn mid-write
+        if isinstance(row, dict) and isinstance(row.get("generation"), int) and row["generation"] <= generation:
+            kept.append(line)
+    text = "".join(line + "\n" for line in kept).encode()
+    atomic_write(path, lambda f: f.write(text))
 
 
 def _progress_bar(total: int | None, initial: int):
