@@ -30,20 +30,49 @@ CHECKPOINT_FORMAT = "neuroevo-checkpoint/1"
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it to ``path``: a kill mid-write
-    leaves the previous file intact (what every file a run keeps is written through)."""
+    leaves the previous file intact (what every file a run keeps is written through). The file gets the
+    permissions of any new file (the umask's), and an ``OSError`` (a full disk) names ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); results are shared like any file
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         pause_point(path)  # tests only: a harness may kill the writer here (neuroevo.faults)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno is None or str(path) in str(err):
+            raise
+        raise OSError(err.errno, f"could not write {path}: {err.strerror}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: how the temporary files of :func:`atomic_write` end (``.<name>.<random>.tmp``)
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that writers killed inside :func:`atomic_write` left in ``directory`` and its
+    subdirectories (``.<name>.<random>.tmp``; the files they were to replace are intact). Returns them."""
+    stale = [p for p in Path(directory).rglob(f".*{TEMPORARY_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -98,8 +127,16 @@ def load_file(path: str | Path, expected_format: str | None = None) -> dict[str,
     return data
 
 
-def first_line(err: BaseException, limit: int = 120) -> str:
-    text = f"{type(err).__name__}: {err}".split("\n")[0]
+def first_line(err: BaseException, limit: int = 120, typed: bool = True) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters, after its type name if ``typed`` (and
+    always for an exception with an empty or bare message)."""
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err)
+    if typed or not text.strip() or isinstance(err, (KeyError, IndexError)):
+        text = f"{type(err).__name__}: {text}"
+    text = text.split("\n")[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

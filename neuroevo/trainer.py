@@ -31,6 +31,7 @@ from neuroevo.checkpoint import (
     first_line,
     load_file,
     policy_record,
+    remove_stale_temporaries,
     unpack_policy_record,
 )
 from neuroevo.config import Config, config_from_dict
@@ -145,6 +146,7 @@ class Trainer:
         self._owns_evaluator = evaluator is None
         self._unlogged = False  # True from tell() until the generation's row is written: no checkpoint then
         self._logged = 0  # the generation of the last row logged
+        self._saving = False  # True while a checkpoint is written (and after that write failed)
         self._checkpointed: int | None = None  # the generation of the checkpoint on disk, if any
 
     # -- one generation --------------------------------------------------------------------------
@@ -181,7 +183,8 @@ class Trainer:
             self._warned_nonfinite = True  # once per run; the metrics count every generation
             warnings.warn(
                 f"{cfg.env.id}: {result.nonfinite_episodes} episodes of generation {self.generation} returned NaN or "
-                "infinite rewards; their members rank last (see train/nonfinite_episodes)",
+                "infinite rewards, or their policy's output was not finite; their members rank last (see "
+                "train/nonfinite_episodes)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -327,15 +330,18 @@ class Trainer:
     def _stopped_by(self, err: Exception) -> Exception:
         """The one-line error a run stopped by ``err`` ends with: what failed, which checkpoint to continue from
         (the last finished generation's, written now where that is possible) and the command that does."""
-        what = str(err) if isinstance(err, WorkersLost) else first_line(err, limit=300)
-        note = f"{what} (generation {self._logged + 1})"
+        what = str(err) if isinstance(err, WorkersLost) else first_line(err, limit=300, typed=False)
         path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
+        if self._saving:  # the checkpoint itself failed: the one before it stands
+            note = f"{what} (checkpoint of generation {self.generation})"
+        else:
+            note = f"{what} (generation {self._logged + 1})"
         saved = None
-        if not self._unlogged:  # the state is the last finished generation's: keep it
+        if not self._unlogged and not self._saving:  # the state is the last finished generation's: keep it
             try:
                 saved = f"checkpoint of generation {self.generation} written to {self.save_checkpoint()}"
             except OSError as save_err:
-                note += f"; writing the checkpoint failed too ({first_line(save_err)})"
+                note += f"; writing its checkpoint failed too ({first_line(save_err, typed=False)})"
         if saved is None:
             saved = (f"the previous checkpoint, of generation {self._checkpointed}, is intact at {path}"
                      if self._checkpointed is not None else "no checkpoint was written yet")
@@ -383,7 +389,9 @@ class Trainer:
         if self.run_dir is None:
             raise ValueError("this trainer keeps no files (out=None): there is nowhere to write a checkpoint")
         path = self.run_dir / "checkpoints" / "last.pt"
+        self._saving = True
         atomic_save(self.state_dict(), path)
+        self._saving = False
         self._checkpointed = self.generation
         return path
 
@@ -401,6 +409,7 @@ class Trainer:
         the same config would have taken."""
         run_dir = Path(run_dir)
         path = run_dir / "checkpoints" / "last.pt"
+        remove_stale_temporaries(run_dir)  # left by a writer killed between writing and renaming
         if not path.exists() and (run_dir / "config.json").is_file():
             # killed before its first checkpoint: the run starts again from its config, at generation 0
             config = config_from_dict(_read_json(run_dir / "config.json"))
