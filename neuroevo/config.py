@@ -219,6 +219,14 @@ def unused_settings(overrides: dict[str, Any], config: Config) -> list[str]:
         elif section == "policy" and config.policy.kind != "mlp":
             unused += [f"policy.{key} (an MLP setting; the policy is {config.policy.kind})"
                        for key in keys if key in ("hidden", "activation")]
+        elif section == "run" and not config.run.workers:
+            unused += [f"run.{key} (a Ray setting; run.workers is 0)"
+                       for key in keys if key in ("ray_address", "ray_dashboard", "shard_size")]
+        elif section == "env" and "num_threads" in keys:
+            from neuroevo.envs import resolve_backend
+
+            if resolve_backend(config.env.id, config.env.backend) != "mujoco":
+                unused.append("env.num_threads (physics threads of the mujoco backend; this run's is not)")
     return unused
 
 

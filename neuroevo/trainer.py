@@ -42,6 +42,10 @@ from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
 from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
 
+#: metrics rows a run with a directory keeps in memory (``TrainResult.history``); metrics.jsonl holds every row,
+#: so that memory stays flat over a run of any length
+HISTORY_WINDOW = 1000
+
 
 def config_policy(config: Config, obs_dim: int, action_space) -> Policy:
     """Deprecated: ``config.policy.build(obs_dim, action_space)``."""
@@ -69,6 +73,8 @@ class TrainResult:
     """params [D] of the best evaluated solution (``Trainer.best_policy()`` or ``load_policy(run_dir)``
     pair them with the observation statistics they were evaluated with)"""
     history: list[dict[str, Any]] = field(default_factory=list)
+    """the metrics rows: every one for a run without a directory, the last ``HISTORY_WINDOW`` for a run with one
+    (its metrics.jsonl holds them all)"""
 
 
 class Trainer:
@@ -144,9 +150,11 @@ class Trainer:
         self._best_record: dict[str, Any] | None = None
         self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
         self._owns_evaluator = evaluator is None
-        self._unlogged = False  # True from tell() until the generation's row is written: no checkpoint then
-        self._logged = 0  # the generation of the last row logged
-        self._saving = False  # True while a checkpoint is written (and after that write failed)
+        # Where a failure leaves the state (Trainer._stopped_by): "step" from tell() to the end of the generation,
+        # "row" while its metrics row is written, "checkpoint" while a checkpoint is (and after such a write
+        # failed); None: the last finished generation's, consistent, fit for a checkpoint
+        self._busy: str | None = None
+        self._current = 0  # the generation being run
         self._checkpointed: int | None = None  # the generation of the checkpoint on disk, if any
 
     # -- one generation --------------------------------------------------------------------------
@@ -166,7 +174,7 @@ class Trainer:
         evaluator = self.evaluator
         counts_before = evaluator.problem_counts()
         result = evaluator.evaluate(self.optimizer.ask_population(), settings, self.optimizer)
-        self._unlogged = True
+        self._busy, self._current = "step", self.generation + 1
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None and result.obs_stats is not None:
             self.normalizer.merge(result.obs_stats)
@@ -194,6 +202,7 @@ class Trainer:
         self.wall_time += elapsed
         row["time/wall"] = self.wall_time
         row["time/env_steps_per_s"] = result.env_steps / max(elapsed, 1e-9)
+        self._busy = None
         return row
 
     @property
@@ -312,10 +321,13 @@ class Trainer:
         while not self.done() and not stop.requested:
                 row = self.step()
                 self.history.append(row)
+                if self.run_dir is not None and len(self.history) > HISTORY_WINDOW:
+                    del self.history[0]  # on disk in metrics.jsonl: memory stays flat over a long run
                 if self.run_dir is not None:
+                    self._busy = "row"
                     with open(self.run_dir / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
-                self._unlogged, self._logged = False, self.generation
+                    self._busy = None
                 if self.run_dir is not None:
                     if self.generation % self.config.run.checkpoint_every == 0:
                         self.save_checkpoint()
@@ -332,12 +344,14 @@ class Trainer:
         (the last finished generation's, written now where that is possible) and the command that does."""
         what = str(err) if isinstance(err, WorkersLost) else first_line(err, limit=300, typed=False)
         path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
-        if self._saving:  # the checkpoint itself failed: the one before it stands
+        if self._busy == "checkpoint":  # the checkpoint itself failed: the one before it stands
             note = f"{what} (checkpoint of generation {self.generation})"
+        elif self._busy == "row":
+            note = f"{what} (metrics row of generation {self.generation})"
         else:
-            note = f"{what} (generation {self._logged + 1})"
+            note = f"{what} (generation {self._current if self._busy == 'step' else self.generation + 1})"
         saved = None
-        if not self._unlogged and not self._saving:  # the state is the last finished generation's: keep it
+        if self._busy is None:  # the state is the last finished generation's: keep it
             try:
                 saved = f"checkpoint of generation {self.generation} written to {self.save_checkpoint()}"
             except OSError as save_err:
@@ -389,9 +403,9 @@ class Trainer:
         if self.run_dir is None:
             raise ValueError("this trainer keeps no files (out=None): there is nowhere to write a checkpoint")
         path = self.run_dir / "checkpoints" / "last.pt"
-        self._saving = True
+        self._busy = "checkpoint"
         atomic_save(self.state_dict(), path)
-        self._saving = False
+        self._busy = None
         self._checkpointed = self.generation
         return path
 
@@ -434,7 +448,7 @@ class Trainer:
             raise ValueError(
                 f"{path}: malformed checkpoint, it does not fit its own config ({first_line(err)})"
             ) from None
-        trainer._checkpointed = trainer._logged = trainer.generation
+        trainer._checkpointed = trainer.generation
         trainer.solved = trainer.solved and config.run.target is not None
         _truncate_metrics(run_dir / "metrics.jsonl", trainer.generation)
         return trainer

@@ -15,14 +15,16 @@ Each attack returns an :class:`Outcome`: how many times it was tried, how many s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
 import random
+import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,23 @@ class Settings:
     rng: random.Random
     log: Callable[[str], None] = print
     soak_generations: int = 20_000
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size_kb: int) -> Iterator[bool]:
+    """A tmpfs of ``size_kb`` KiB mounted at ``path`` while the block runs; yields False (and mounts nothing)
+    where this machine does not allow mounting (not root, a container without the capability)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                                 capture_output=True).returncode == 0
+    except OSError:  # no mount command
+        mounted = False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 #: attack name -> the module of neuroevo.chaos whose ``attack(settings)`` runs it

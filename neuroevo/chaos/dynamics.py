@@ -33,7 +33,7 @@ class _Spy:
     def __init__(self, trainer: Trainer, poison: dict[int, float] | None = None):
         self.trainer, self.poison = trainer, poison or {}
         self.returns: list[torch.Tensor] = []
-        self.inner = trainer.evaluator
+        self.inner: Any = trainer.evaluator
         self.inner_evaluate = self.inner.evaluate
         self.inner.evaluate = self.evaluate  # type: ignore[method-assign]
 
@@ -49,7 +49,7 @@ class _Spy:
 
 
 def attack(settings: Settings) -> list[Outcome]:
-    generations = 3 if settings.quick else 10
+    generations = 2 if settings.quick else 10
     return [_rank_last(settings, generations), _stops_cleanly(settings)]
 
 
@@ -133,7 +133,8 @@ def _stops_cleanly(settings: Settings) -> Outcome:
         outcome.check(False, "all-NaN generation: the run did not stop")
     except Exception as err:  # noqa: BLE001
         message = str(err)
-        outcome.check("NaN" in message and "checkpoint, of generation 1, is intact" in message and "--resume" in message,
+        intact = "checkpoint, of generation 1, is intact" in message
+        outcome.check("NaN" in message and intact and "--resume" in message,
                       f"all-NaN generation: {type(err).__name__}: {message}")
         outcome.details["all_nan"] = message
     return outcome

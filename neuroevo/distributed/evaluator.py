@@ -137,7 +137,8 @@ class RayEvaluator(Evaluator):
             its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
         shard_size: members per shard (default ``ceil(P / 32)``).
         prefetch: shards queued on each worker at a time (2: the next one is there when one ends).
-        replace_lost: start a new worker for each one lost (at most ``workers`` over the evaluator's life).
+        replace_lost: start a new worker for each one lost (at most ``workers`` per generation: a run loses any
+            number of workers over its life, but a generation whose replacements die too gives up).
         start_timeout: seconds to wait for workers to start before giving up.
 
     After each :meth:`evaluate`, :attr:`last_metrics` holds ``dist/...`` metrics of that generation.
@@ -176,6 +177,7 @@ class RayEvaluator(Evaluator):
         self._ids = itertools.count()
         self._workers: dict[int, _Worker] = {}
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
+        self._size = workers
         self._replacements_left = workers if replace_lost else 0
         device = str(envs.device) if envs.device is not None else None
         self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device)
@@ -241,6 +243,8 @@ class RayEvaluator(Evaluator):
         is shipped (its bases once per worker), and params [P, D] go as rows with each shard.
         """
         popsize = len(population)
+        # a fresh allowance each generation: losses spread over a long run are all survived
+        self._replacements_left = self._size if self.replace_lost else 0
         settings = settings.fixed()
         settings.seeds(popsize)  # a seed tensor of the wrong shape fails here, not on every worker
         seed = settings.seed.detach().cpu().clone() if isinstance(settings.seed, torch.Tensor) else settings.seed
