@@ -213,6 +213,8 @@ class Trainer:
             run = self.config.run
             self._evaluator = make_evaluator(self.policy, self.envs, run.workers, address=run.ray_address,
                                              include_dashboard=run.ray_dashboard, shard_size=run.shard_size)
+            if hasattr(self._evaluator, "on_head_lost") and self.run_dir is not None:  # a Ray head lost: say
+                self._evaluator.on_head_lost = lambda what: str(self._stopped_by(WorkersLost(what)))  # how to go on
         return self._evaluator
 
     def close(self) -> None:

@@ -222,3 +222,35 @@ def test_a_run_with_a_directory_keeps_a_bounded_history(tmp_path, monkeypatch):
     assert [row["generation"] for row in result.history] == [3, 4, 5]  # was every row: memory grew with the run
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 5
     assert len(Trainer(_config(generations=5)).run().history) == 5 <= HISTORY_WINDOW  # no directory: all rows
+
+
+def test_a_lost_ray_head_is_reported_with_the_resume_command_and_the_driver_exits(tmp_path):
+    """Chaos suite finding: with its Ray head (GCS) killed, a driver blocked in Ray calls until Ray aborted it 60 s
+    later with a C++ log line: no checkpoint note, no resume command. A watchdog thread now notices within a few
+    seconds, lets the trainer write its checkpoint and say how to continue, and exits with HEAD_LOST_STATUS."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a port nothing listens on: a head that is gone
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = f"""
+import threading
+from neuroevo.distributed import evaluator as ev
+ev.HEAD_CHECK_INTERVAL = 0.05
+class Ray:
+    @staticmethod
+    def is_initialized():
+        return True
+e = ev.RayEvaluator.__new__(ev.RayEvaluator)
+e.ray, e._closed = Ray(), threading.Event()
+e.on_head_lost = lambda what: what + "; checkpoint written; continue with: neuroevo train --resume RUN"
+e._watch_head("127.0.0.1:{port}")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    from neuroevo.distributed.evaluator import HEAD_LOST_STATUS
+
+    assert done.returncode == HEAD_LOST_STATUS, done.stderr
+    assert done.stderr.strip() == (f"neuroevo: error: the Ray head at 127.0.0.1:{port} does not answer (killed, or its "
+                                   "node lost); checkpoint written; continue with: neuroevo train --resume RUN")

@@ -19,7 +19,12 @@ import collections
 import dataclasses
 import itertools
 import math
+import os
+import socket
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +52,23 @@ from neuroevo.rollout import EvalSettings, Evaluation
 DEFAULT_SHARDS = 32
 #: generations of fitness the driver keeps to bring a worker's replica up to date without a Sync
 HISTORY = 8
+#: seconds between checks that the Ray head (its GCS server) still answers
+HEAD_CHECK_INTERVAL = 2.0
+#: failed checks in a row after which the head counts as lost (Ray itself aborts the driver, without a word of
+#: what to do, 60 s after losing it; its calls block until then)
+HEAD_CHECKS = 3
+#: the exit status of a driver whose Ray head is lost
+HEAD_LOST_STATUS = 3
+
+
+def head_reachable(address: str, timeout: float = 1.0) -> bool:
+    """Whether the Ray head's GCS server at ``address`` ("HOST:PORT") accepts a connection."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class WorkersLost(RuntimeError):
@@ -179,6 +201,16 @@ class RayEvaluator(Evaluator):
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
         self._size = workers
         self._replacements_left = workers if replace_lost else 0
+        self.on_head_lost: Callable[[str], str] | None = None
+        """called (from the watchdog thread) with a one-line description when the Ray head is lost; returns the
+        line to print before this process exits with HEAD_LOST_STATUS (the trainer writes its checkpoint here)"""
+        self._closed = threading.Event()
+        try:
+            gcs_address: str | None = self.ray.get_runtime_context().gcs_address
+        except Exception:  # a Ray without it: the head is not watched
+            gcs_address = None
+        if gcs_address is not None:
+            threading.Thread(target=self._watch_head, args=(gcs_address,), daemon=True, name="ray-head-watch").start()
         device = str(envs.device) if envs.device is not None else None
         self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device)
         self._worker_args = (policy, envs)
@@ -221,6 +253,24 @@ class RayEvaluator(Evaluator):
                 raise RuntimeError(f"a Ray worker failed to start: {err}") from None
             worker = self._starting.pop(ref)
             self._workers[worker.id] = worker
+
+    def _watch_head(self, address: str) -> None:
+        """While the evaluator is open: when the head stops answering, every Ray call of this process blocks until
+        Ray ends it. Say so, let :attr:`on_head_lost` keep what can be kept, and exit with HEAD_LOST_STATUS."""
+        misses = 0
+        while not self._closed.wait(HEAD_CHECK_INTERVAL):
+            if not self.ray.is_initialized():  # this process shut Ray down itself (left without closing us)
+                return
+            misses = 0 if head_reachable(address) else misses + 1
+            if misses < HEAD_CHECKS or self._closed.is_set():
+                continue
+            what = f"the Ray head at {address} does not answer (killed, or its node lost)"
+            try:
+                line = self.on_head_lost(what) if self.on_head_lost is not None else what
+            except Exception as err:  # noqa: BLE001 - the exit below must happen
+                line = f"{what}; keeping the run's state failed too: {err}"
+            print(f"neuroevo: error: {line}", file=sys.stderr, flush=True)
+            os._exit(HEAD_LOST_STATUS)
 
     # -- the evaluator interface -----------------------------------------------------------------
     @property
@@ -423,6 +473,7 @@ class RayEvaluator(Evaluator):
 
     def close(self) -> None:
         """Stop the workers, and the local Ray instance if this evaluator started it."""
+        self._closed.set()
         for worker in [*self._workers.values(), *self._starting.values()]:
             try:
                 self.ray.kill(worker.handle, no_restart=True)
