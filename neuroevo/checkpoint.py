@@ -107,12 +107,14 @@ def load_file(path: str | Path, expected_format: str | None = None) -> dict[str,
             warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only load failed" in str(err).lower():
+        if "unsupported global" in str(err).lower():  # a class or function to import and call: refused
             raise ValueError(
                 f"{path}: refused: it holds Python objects, not only tensors and numbers (loading them could run "
                 "code); a neuroevo file never does"
             ) from None
-        raise ValueError(f"{path}: not a readable neuroevo file: corrupted ({first_line(err)})") from None
+        raise ValueError(
+            f"{path}: not a readable neuroevo file: truncated or corrupted (neither a torch archive nor a valid pickle)"
+        ) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         raise ValueError(
             f"{path}: not a readable neuroevo file: truncated or corrupted ({first_line(err)})"
@@ -121,10 +123,16 @@ def load_file(path: str | Path, expected_format: str | None = None) -> dict[str,
         raise ValueError(f"{path}: not a neuroevo checkpoint or policy file")
     if expected_format is not None and data["format"] != expected_format:
         raise ValueError(f"{path}: holds {data['format']!r}, expected {expected_format!r}")
-    missing = [name for name in REQUIRED_FIELDS.get(data["format"], ()) if name not in data]
+    if expected_format is not None:
+        require_fields(data, REQUIRED_FIELDS.get(expected_format, ()), path)
+    return data
+
+
+def require_fields(data: dict[str, Any], names: tuple[str, ...], path: str | Path) -> None:
+    """A one-line ``ValueError`` naming the fields of ``names`` that ``data`` (read from ``path``) lacks."""
+    missing = [name for name in names if name not in data]
     if missing:
         raise ValueError(f"{path}: incomplete {data['format']} file: no {', '.join(missing)}")
-    return data
 
 
 def first_line(err: BaseException, limit: int = 120, typed: bool = True) -> str:
@@ -194,9 +202,13 @@ def read_policy(
         path = path / "best_policy.pt"
     record = load_file(path)
     if record["format"] == CHECKPOINT_FORMAT:
+        require_fields(record, ("solution",), path)
         record = record["solution"]
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: malformed checkpoint: its solution is not a policy record")
     elif record["format"] != POLICY_FORMAT:
         raise ValueError(f"{path}: holds {record['format']!r}, not a policy or checkpoint")
+    require_fields({"format": POLICY_FORMAT, **record}, REQUIRED_FIELDS[POLICY_FORMAT], path)
     return (*unpack_policy_record(record, module, where=str(path)), record)
 
 
