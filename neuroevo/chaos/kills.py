@@ -32,7 +32,7 @@ TASKS = {
                   "--set", "run.eval_every=2", "--set", "env.num_threads=1", "--quiet"),
 }
 #: (generations, random kills, kills inside a write) per task, full / quick
-FULL = {"CartPole-v1": (60, 12, 8), "Hopper-v5": (30, 8, 6)}
+FULL = {"CartPole-v1": (150, 14, 10), "Hopper-v5": (30, 8, 6)}
 QUICK = {"CartPole-v1": (6, 0, 1)}
 
 
