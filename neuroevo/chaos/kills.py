@@ -32,7 +32,7 @@ TASKS = {
                   "--set", "run.eval_every=2", "--set", "env.num_threads=1", "--quiet"),
 }
 #: (generations, random kills, kills inside a write) per task, full / quick
-FULL = {"CartPole-v1": (150, 14, 10), "Hopper-v5": (30, 8, 6)}
+FULL = {"CartPole-v1": (80, 14, 10), "Hopper-v5": (30, 8, 6)}
 QUICK = {"CartPole-v1": (6, 0, 1)}
 
 
@@ -47,13 +47,18 @@ def _training(child) -> None:
 
 
 def _kill(settings: Settings, child: Child, kind: str | None, gate: PauseGate | None, run: Path, generations: int,
-          span: float) -> tuple[str, int] | None:
+          span: float, kills_left: int = 0) -> tuple[str, int] | None:
     """Kill ``child`` at a random moment (``kind`` "random") or inside a write after letting 0 to 6 through
     ("write"); (what, generations logged) of the kill, None if the run ended first."""
-    if kind == "random":
+    if kind == "random":  # at a random generation still to come, a random moment into it
         _training(child)
-        left = 1.0 - generations_logged(run) / generations
-        time.sleep(settings.rng.uniform(0.0, span * left))
+        logged = generations_logged(run)  # spread the kills left over the generations left
+        target = logged + settings.rng.randint(0, max(0, (generations - 1 - logged) // (kills_left + 1)))
+        try:
+            wait_until(lambda: generations_logged(run) >= target, 900, child=child, what="the kill's generation")
+        except ChildExited:
+            return None
+        time.sleep(settings.rng.uniform(0.0, span / generations))
         if child.alive():
             child.kill()
             return ("random", generations_logged(run))
@@ -100,7 +105,7 @@ def _attack_task(settings: Settings, task: str, generations: int, random_kills: 
         child = spawn(args, log=work / f"run{resumes}.log", env=gate.env() if gate else None)
         resumes += 1
         with child:
-            killed = _kill(settings, child, kind, gate, run, generations, span)
+            killed = _kill(settings, child, kind, gate, run, generations, span, len(kinds))
             if killed is not None:
                 kills_done.append(killed)
             status = child.wait(900)
