@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -28,20 +30,49 @@ CHECKPOINT_FORMAT = "neuroevo-checkpoint/1"
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it to ``path``: a kill mid-write
-    leaves the previous file intact (what every file a run keeps is written through)."""
+    leaves the previous file intact (what every file a run keeps is written through). The file gets the
+    permissions of any new file (the umask's), and an ``OSError`` (a full disk) names ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); results are shared like any file
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         pause_point(path)  # tests only: a harness may kill the writer here (neuroevo.faults)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno is None or str(path) in str(err):
+            raise
+        raise OSError(err.errno, f"could not write {path}: {err.strerror}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: how the temporary files of :func:`atomic_write` end (``.<name>.<random>.tmp``)
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that writers killed inside :func:`atomic_write` left in ``directory`` and its
+    subdirectories (``.<name>.<random>.tmp``; the files they were to replace are intact). Returns them."""
+    stale = [p for p in Path(directory).rglob(f".*{TEMPORARY_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -55,23 +86,66 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+#: what every file of each format holds (a file without one of them is refused by name)
+REQUIRED_FIELDS = {
+    CHECKPOINT_FORMAT: ("config", "generation", "env_steps", "episodes", "eval_env_steps", "wall_time",
+                        "best_eval_return", "last_eval_return", "solved", "optimizer", "normalizer", "solution"),
+    POLICY_FORMAT: ("policy", "params", "action_space", "normalizer", "env_id"),
+}
+
+
 def load_file(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:
-    """Read a neuroevo file with ``weights_only=True``; a missing, corrupt or foreign file raises a
-    one-line ``ValueError``."""
+    """Read a neuroevo file with ``weights_only=True`` (nothing in it is executed); a missing, empty, truncated,
+    corrupt, foreign, hostile or incomplete file raises a one-line ``ValueError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a neuroevo checkpoint or policy file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's concern
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" in str(err).lower():  # a class or function to import and call: refused
+            raise ValueError(
+                f"{path}: refused: it holds Python objects, not only tensors and numbers (loading them could run "
+                "code); a neuroevo file never does"
+            ) from None
+        raise ValueError(
+            f"{path}: not a readable neuroevo file: truncated or corrupted (neither a torch archive nor a valid pickle)"
+        ) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         raise ValueError(
-            f"{path}: not a readable neuroevo file ({type(err).__name__}: {err})".split("\n")[0]
+            f"{path}: not a readable neuroevo file: truncated or corrupted ({first_line(err)})"
         ) from None
     if not isinstance(data, dict) or "format" not in data:
         raise ValueError(f"{path}: not a neuroevo checkpoint or policy file")
     if expected_format is not None and data["format"] != expected_format:
         raise ValueError(f"{path}: holds {data['format']!r}, expected {expected_format!r}")
+    if expected_format is not None:
+        require_fields(data, REQUIRED_FIELDS.get(expected_format, ()), path)
     return data
+
+
+def require_fields(data: dict[str, Any], names: tuple[str, ...], path: str | Path) -> None:
+    """A one-line ``ValueError`` naming the fields of ``names`` that ``data`` (read from ``path``) lacks."""
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise ValueError(f"{path}: incomplete {data['format']} file: no {', '.join(missing)}")
+
+
+def first_line(err: BaseException, limit: int = 120, typed: bool = True) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters, after its type name if ``typed`` (and
+    always for an exception with an empty or bare message)."""
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err)
+    if typed or not text.strip() or isinstance(err, (KeyError, IndexError)):
+        text = f"{type(err).__name__}: {text}"
+    text = text.split("\n")[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- action spaces as plain data ------------------------------------------------------------------
@@ -153,16 +227,32 @@ def read_policy(
         path = path / "best_policy.pt"
     record = load_file(path)
     if record["format"] == CHECKPOINT_FORMAT:
+        require_fields(record, ("solution",), path)
         record = record["solution"]
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: malformed checkpoint: its solution is not a policy record")
     elif record["format"] != POLICY_FORMAT:
         raise ValueError(f"{path}: holds {record['format']!r}, not a policy or checkpoint")
+    require_fields({"format": POLICY_FORMAT, **record}, REQUIRED_FIELDS[POLICY_FORMAT], path)
     return (*unpack_policy_record(record, module, where=str(path)), record)
 
 
 def unpack_policy_record(
     record: dict[str, Any], module: nn.Module | None = None, where: str = "policy"
 ) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None]:
-    """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record`."""
+    """(policy, params [D], action_space, normalizer or None) from a :func:`policy_record` (a malformed one is a
+    one-line ``ValueError`` naming ``where``)."""
+    try:
+        return _unpack_policy_record(record, module, where)
+    except ValueError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        raise ValueError(f"{where}: malformed policy record ({first_line(err)})") from None
+
+
+def _unpack_policy_record(
+    record: dict[str, Any], module: nn.Module | None, where: str
+) -> tuple[Policy, torch.Tensor, gym.Space, ObsNormalizer | None]:
     spec = record["policy"]
     policy: Policy
     if spec.get("kind") == "module" and module is not None:
@@ -173,6 +263,8 @@ def unpack_policy_record(
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
     params = record["params"]
+    if not isinstance(params, torch.Tensor) or not params.is_floating_point():
+        raise ValueError(f"{where}: the stored parameters are not a float tensor")
     if params.shape != (policy.num_params,):
         raise ValueError(
             f"{where}: {params.numel()} parameters stored, but the {spec.get('kind')} policy needs {policy.num_params}"

@@ -14,7 +14,14 @@ from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
 from neuroevo.cli_user import add_user_code_arguments, build_module, env_id_of, user_code_overrides
-from neuroevo.config import card_names, config_from_dict, load_card, parse_override, resolve_config
+from neuroevo.config import (
+    card_names,
+    config_from_dict,
+    load_card,
+    parse_override,
+    resolve_config,
+    unused_settings,
+)
 from neuroevo.envs import BACKENDS
 from neuroevo.logger import add_log_arguments, log_overrides
 
@@ -88,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "stdout" in trainer.config.log.formats:
         trainer.progress = False  # the rows are printed: no bar between them
     cfg = trainer.config
+    for setting in unused_settings(overrides, cfg):  # a setting the run would not read is never silent
+        warnings.warn(f"--set {setting} has no effect on this run", UserWarning, stacklevel=1)
     where = f"{trainer.eval_env.__class__.__name__}, {trainer.device}"
     if cfg.run.workers:
         where = f"{cfg.run.workers} Ray workers at {cfg.run.ray_address or 'a local instance on 127.0.0.1'}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import tomllib
 import typing
 import warnings
@@ -137,8 +138,12 @@ class Config:
             value = getattr(self.run, name)
             if value is not None and value <= 0:
                 raise ValueError(f"run.{name} must be positive, got {value}")
-        if self.env.episodes <= 0:
-            raise ValueError(f"env.episodes must be positive, got {self.env.episodes}")
+        for name in ("episodes", "max_steps", "num_threads"):
+            value = getattr(self.env, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"env.{name} must be positive, got {value}")
+        if self.policy.kind == "mlp" and any(units <= 0 for units in self.policy.hidden):
+            raise ValueError(f"policy.hidden sizes must be positive, got {self.policy.hidden}")
         if self.run.eval_episodes <= 0 or self.run.eval_every <= 0 or self.run.checkpoint_every <= 0:
             raise ValueError("run.eval_episodes, run.eval_every and run.checkpoint_every must be positive")
         if self.run.generations is None and self.run.steps is None and self.run.target is None:
@@ -177,11 +182,22 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")
         return [_coerce(v, typing.get_args(annotation)[0], where) for v in value]
-    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if annotation is float:
+        return _number(value, where)
     if annotation in (int, str, bool) and type(value) is not annotation:
         raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}")
+    if annotation is str and not value.strip():
+        raise ValueError(f"{where} may not be an empty string")
     return value
+
+
+def _number(value: Any, where: str) -> float:
+    """A float setting's value: a finite int or float (not a bool), as a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
@@ -212,6 +228,31 @@ def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config
     config = config_from_dict(base.to_dict()) if base is not None else Config()
     _fill(config, data, "")
     return config
+
+
+def unused_settings(overrides: dict[str, Any], config: Config) -> list[str]:
+    """The settings of ``overrides`` (e.g. the CLI's ``--set``) that ``neuroevo train`` with ``config`` would not
+    read: another optimizer's section, the PPO baseline's, an MLP's layout for a linear policy. Each is a
+    ``section.key`` with the reason; the CLI warns about them instead of ignoring them silently."""
+    unused = []
+    for section, values in overrides.items():
+        keys = sorted(values) if isinstance(values, dict) else []
+        if section in ALGORITHMS and section != config.run.algo:
+            unused += [f"{section}.{key} (the run uses {config.run.algo})" for key in keys]
+        elif section == "ppo":
+            unused += [f"ppo.{key} (the PPO baseline's; read by neuroevo compare only)" for key in keys]
+        elif section == "policy" and config.policy.kind != "mlp":
+            unused += [f"policy.{key} (an MLP setting; the policy is {config.policy.kind})"
+                       for key in keys if key in ("hidden", "activation")]
+        elif section == "run" and not config.run.workers:
+            unused += [f"run.{key} (a Ray setting; run.workers is 0)"
+                       for key in keys if key in ("ray_address", "ray_dashboard", "shard_size")]
+        elif section == "env" and "num_threads" in keys:
+            from neuroevo.envs import resolve_backend
+
+            if resolve_backend(config.env.id, config.env.backend) != "mujoco":
+                unused.append("env.num_threads (physics threads of the mujoco backend; this run's is not)")
+    return unused
 
 
 def parse_override(text: str) -> dict[str, Any]:

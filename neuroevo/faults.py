@@ -37,7 +37,7 @@ PAUSE_MATCH_ENV = "NEUROEVO_FAULTS_PAUSE_MATCH"
 #: the longest a paused writer waits for its marker to go before going on by itself (seconds)
 PAUSE_TIMEOUT = 60.0
 #: metrics that measure the machine, not the run: they differ between two runs of one seed
-WALL_CLOCK_KEYS = ("time/", "dist/idle_fraction", "dist/worker_cpu_share", "wall_time")
+WALL_CLOCK_KEYS = ("time/", "dist/idle_fraction", "dist/worker_cpu_share", "dist/worker_cpu_seconds", "wall_time")
 
 _pauses = itertools.count()
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuroevo.checkpoint import atomic_write
+
 #: the output formats ``log.formats`` / ``--log`` accept (``jsonl`` is read as ``json``)
 FORMATS: tuple[str, ...] = ("stdout", "csv", "json", "tensorboard")
 #: metrics.jsonl as before, and a CSV beside it
@@ -122,16 +124,27 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _generation(line: str) -> int:
+    """The generation of a metrics.jsonl line, -1 for a line torn mid-write."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return -1
+    generation = row.get("generation") if isinstance(row, dict) else None
+    return generation if isinstance(generation, int) else -1
+
+
 class JsonWriter:
     """``metrics.jsonl``: one JSON object per row, appended as it comes."""
 
     def __init__(self, path: Path, keep_generation: int):
         self.path = path
-        if path.exists():  # a resumed run: the rows after its checkpoint are redone
-            rows = [line for line in path.read_text().splitlines() if line.strip()]
-            kept = [line for line in rows if json.loads(line)["generation"] <= keep_generation]
-            if len(kept) < len(rows):
-                path.write_text("".join(line + "\n" for line in kept))
+        if path.exists():  # a resumed run: the rows after its checkpoint are redone; a row torn by a kill or a
+            rows = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]  # full disk
+            kept = [line for line in rows if 0 <= _generation(line) <= keep_generation]
+            if len(kept) < len(rows):  # rewritten atomically: a kill now loses no row either
+                text = "".join(line + "\n" for line in kept).encode()
+                atomic_write(path, lambda f: f.write(text))
 
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
@@ -161,7 +174,8 @@ class CsvWriter:
         writer = csv.DictWriter(buffer, fieldnames=self.keys, restval="")
         writer.writeheader()
         writer.writerows(rows)
-        self.path.write_text(buffer.getvalue())
+        text = buffer.getvalue().encode()
+        atomic_write(self.path, lambda f: f.write(text))
 
     def write(self, row: dict[str, Any]) -> None:
         new = [k for k in row if k not in self.keys]

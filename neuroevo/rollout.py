@@ -153,11 +153,15 @@ def _step(
     if frozen.obs_mean is not None and frozen.obs_std is not None:
         obs = standardize(obs, frozen.obs_mean, frozen.obs_std, frozen.obs_clip)
     raw = policy(params, obs)
+    # A non-finite policy output (NaN/inf parameters, or NaN observations passed through) ends the episode with a
+    # NaN return: its member ranks last instead of acting on whatever the action head makes of NaN.
+    broken = alive & ~torch.isfinite(raw.reshape(popsize, slots, -1)).all(-1)
     actions = apply_head(raw, frozen.action_start, frozen.action_low, frozen.action_high).reshape(frozen.action_shape)
     obs, reward, terminated, truncated, _ = env.step(actions)
     ret = ret + torch.where(alive, reward.reshape(popsize, slots) - frozen.reward_shift, 0.0)
+    ret = torch.where(broken, torch.nan, ret)
     length = length + alive
-    alive = alive & ~(terminated | truncated).reshape(popsize, slots)
+    alive = alive & ~(terminated | truncated).reshape(popsize, slots) & ~broken
     return obs, alive, ret, length, obs_sums
 
 

@@ -11,6 +11,7 @@ and never asks which.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import signal
 import threading
@@ -27,8 +28,10 @@ from neuroevo.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
     atomic_write_json,
+    first_line,
     load_file,
     policy_record,
+    remove_stale_temporaries,
     unpack_policy_record,
 )
 from neuroevo.config import Config, config_from_dict
@@ -39,6 +42,10 @@ from neuroevo.logger import Logger, check_renderable, command_line, record_comma
 from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
 from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
+
+#: metrics rows a run with a directory keeps in memory (``TrainResult.history``); metrics.jsonl holds every row,
+#: so that memory stays flat over a run of any length
+HISTORY_WINDOW = 1000
 
 
 def config_policy(config: Config, obs_dim: int, action_space) -> Policy:
@@ -67,6 +74,8 @@ class TrainResult:
     """params [D] of the best evaluated solution (``Trainer.best_policy()`` or ``load_policy(run_dir)``
     pair them with the observation statistics they were evaluated with)"""
     history: list[dict[str, Any]] = field(default_factory=list)
+    """the metrics rows: every one for a run without a directory, the last ``HISTORY_WINDOW`` for a run with one
+    (its metrics.jsonl holds them all)"""
 
 
 class Trainer:
@@ -168,6 +177,12 @@ class Trainer:
         self._owns_evaluator = evaluator is None
         if overwriting and self.run_dir is not None:  # only once everything above has worked
             shutil.rmtree(self.run_dir)
+        # Where a failure leaves the state (Trainer._stopped_by): "step" from tell() to the end of the generation,
+        # "row" while its metrics row is written, "checkpoint" while a checkpoint is (and after such a write
+        # failed); None: the last finished generation's, consistent, fit for a checkpoint
+        self._busy: str | None = None
+        self._current = 0  # the generation being run
+        self._checkpointed: int | None = None  # the generation of the checkpoint on disk, if any
 
     # -- one generation --------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -186,6 +201,7 @@ class Trainer:
         evaluator = self.evaluator
         counts_before = evaluator.problem_counts()
         result = evaluator.evaluate(self.optimizer.ask_population(), settings, self.optimizer)
+        self._busy, self._current = "step", self.generation + 1
         metrics = self.optimizer.tell(result.returns)
         if self.normalizer is not None and result.obs_stats is not None:
             self.normalizer.merge(result.obs_stats)
@@ -202,7 +218,8 @@ class Trainer:
             self._warned_nonfinite = True  # once per run; the metrics count every generation
             warnings.warn(
                 f"{cfg.env.id}: {result.nonfinite_episodes} episodes of generation {self.generation} returned NaN or "
-                "infinite rewards; their members rank last (see train/nonfinite_episodes)",
+                "infinite rewards, or their policy's output was not finite; their members rank last (see "
+                "train/nonfinite_episodes)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -212,6 +229,7 @@ class Trainer:
         self.wall_time += elapsed
         row["time/wall"] = self.wall_time
         row["time/env_steps_per_s"] = result.env_steps / max(elapsed, 1e-9)
+        self._busy = None
         return row
 
     @property
@@ -222,6 +240,8 @@ class Trainer:
             run = self.config.run
             self._evaluator = make_evaluator(self.policy, self.envs, run.workers, address=run.ray_address,
                                              include_dashboard=run.ray_dashboard, shard_size=run.shard_size)
+            if hasattr(self._evaluator, "on_head_lost") and self.run_dir is not None:  # a Ray head lost: say
+                self._evaluator.on_head_lost = lambda what: str(self._stopped_by(WorkersLost(what)))  # how to go on
         return self._evaluator
 
     def close(self) -> None:
@@ -313,14 +333,10 @@ class Trainer:
         try:
             with stop:
                 self._loop(bar, stop)
-        except WorkersLost as err:
+        except Exception as err:
             if self.run_dir is None:
                 raise
-            path = self.save_checkpoint()  # the last finished generation
-            raise WorkersLost(
-                f"{err} (generation {self.generation + 1}); checkpoint of generation {self.generation} written to "
-                f"{path}; continue with: neuroevo train --resume {self.run_dir}"
-            ) from err
+            raise self._stopped_by(err) from err
         finally:
             self.close()
             self.logger.close()
@@ -345,8 +361,12 @@ class Trainer:
         while not self.done() and not stop.requested:
                 row = self.step()
                 self.history.append(row)
+                if self.run_dir is not None and len(self.history) > HISTORY_WINDOW:
+                    del self.history[0]  # on disk in metrics.jsonl: memory stays flat over a long run
                 assert self.logger is not None  # opened by run()
+                self._busy = "row"
                 self.logger.write(row)
+                self._busy = None
                 every = self.config.log.capture_video
                 if every is not None and self.generation % every == 0 and self._best_record is not None:
                     self.logger.capture_video(self.generation, self.env_steps, max_steps=self.config.env.max_steps,
@@ -360,6 +380,31 @@ class Trainer:
                         steps=self.env_steps,
                         sps=f"{row['time/env_steps_per_s']:.3g}",
                     )
+
+    def _stopped_by(self, err: Exception) -> Exception:
+        """The one-line error a run stopped by ``err`` ends with: what failed, which checkpoint to continue from
+        (the last finished generation's, written now where that is possible) and the command that does."""
+        what = str(err) if isinstance(err, WorkersLost) else first_line(err, limit=300, typed=False)
+        path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
+        if self._busy == "checkpoint":  # the checkpoint itself failed: the one before it stands
+            note = f"{what} (checkpoint of generation {self.generation})"
+        elif self._busy == "row":
+            note = f"{what} (metrics row of generation {self.generation})"
+        else:
+            note = f"{what} (generation {self._current if self._busy == 'step' else self.generation + 1})"
+        saved = None
+        if self._busy is None:  # the state is the last finished generation's: keep it
+            try:
+                saved = f"checkpoint of generation {self.generation} written to {self.save_checkpoint()}"
+            except OSError as save_err:
+                note += f"; writing its checkpoint failed too ({first_line(save_err, typed=False)})"
+        if saved is None:
+            saved = (f"the previous checkpoint, of generation {self._checkpointed}, is intact at {path}"
+                     if self._checkpointed is not None else "no checkpoint was written yet")
+        message = f"{note}; {saved}; continue with: neuroevo train --resume {self.run_dir}"
+        if isinstance(err, WorkersLost):
+            return WorkersLost(message)
+        return ValueError(message) if isinstance(err, ValueError) else RuntimeError(message)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -406,7 +451,10 @@ class Trainer:
         if self.run_dir is None:
             raise ValueError("this trainer keeps no files (out=None): there is nowhere to write a checkpoint")
         path = self.run_dir / "checkpoints" / "last.pt"
+        self._busy = "checkpoint"
         atomic_save(self.state_dict(), path)
+        self._busy = None
+        self._checkpointed = self.generation
         return path
 
     @classmethod
@@ -423,14 +471,63 @@ class Trainer:
         budget (``{"run": {"generations": 200}}``); the trajectory is the one an uninterrupted run with
         the same config would have taken."""
         run_dir = Path(run_dir)
-        state = load_file(run_dir / "checkpoints" / "last.pt", CHECKPOINT_FORMAT)
+        path = run_dir / "checkpoints" / "last.pt"
+        remove_stale_temporaries(run_dir)  # left by a writer killed between writing and renaming
+        if not path.exists() and (run_dir / "config.json").is_file():
+            # killed before its first checkpoint: the run starts again from its config, at generation 0
+            config = config_from_dict(_read_json(run_dir / "config.json"))
+            if overrides:
+                config = config_from_dict(overrides, config)
+            # (its metrics rows, if a kill left any, are dropped when run() opens the logger at generation 0)
+            trainer = cls(config, run_dir, policy=policy, progress=progress, command=command, _resuming=True)
+            return trainer
+        state = load_file(path, CHECKPOINT_FORMAT)
+        if not isinstance(state["config"], dict):
+            raise ValueError(f"{path}: malformed checkpoint: its config is not a table of settings")
         config = config_from_dict(state["config"])
+        _check_same_run(run_dir, config, path)
         if overrides:
             config = config_from_dict(overrides, config)
         trainer = cls(config, run_dir, policy=policy, progress=progress, command=command, _resuming=True)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: malformed checkpoint, it does not fit its own config ({first_line(err)})"
+            ) from None
+        trainer._checkpointed = trainer.generation
         trainer.solved = trainer.solved and config.run.target is not None
         return trainer
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({first_line(err)})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a table of settings")
+    return data
+
+
+def _check_same_run(run_dir: Path, config: Config, path: Path) -> None:
+    """A checkpoint copied in from another run (another task, algorithm or seed) is refused: resuming it would
+    write that run's generations over this directory's."""
+    if not (run_dir / "config.json").is_file():
+        return
+    try:
+        own = config_from_dict(_read_json(run_dir / "config.json"))
+    except ValueError:
+        return  # an unreadable config.json: the checkpoint's config is the run's (run() rewrites the file)
+    for name, ours, theirs in (("env.id", own.env.id, config.env.id), ("run.algo", own.run.algo, config.run.algo),
+                               ("run.seed", own.run.seed, config.run.seed)):
+        if ours != theirs:
+            raise ValueError(
+                f"{path}: a checkpoint of another run ({name} {theirs!r}; {run_dir}/config.json has {ours!r}); "
+                "refusing to resume it over this run directory"
+            )
 
 
 class _StopRequest:

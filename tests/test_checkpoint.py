@@ -12,6 +12,7 @@ from torch import nn
 from neuroevo.checkpoint import (
     CHECKPOINT_FORMAT,
     POLICY_FORMAT,
+    REQUIRED_FIELDS,
     atomic_save,
     atomic_write,
     atomic_write_json,
@@ -108,8 +109,9 @@ def _one_line_error(path, expected_format=None) -> str:
 
 def test_load_file_reads_a_neuroevo_file_and_checks_its_format(tmp_path):
     path = tmp_path / "ckpt.pt"
-    atomic_save({"format": CHECKPOINT_FORMAT, "generation": 4}, path)
-    assert load_file(path) == {"format": CHECKPOINT_FORMAT, "generation": 4}
+    record = {"format": CHECKPOINT_FORMAT, **dict.fromkeys(REQUIRED_FIELDS[CHECKPOINT_FORMAT], 0), "generation": 4}
+    atomic_save(record, path)
+    assert load_file(path) == record
     assert load_file(str(path), CHECKPOINT_FORMAT)["generation"] == 4
     message = _one_line_error(path, POLICY_FORMAT)
     assert message == f"{path}: holds {CHECKPOINT_FORMAT!r}, expected {POLICY_FORMAT!r}"
@@ -126,12 +128,15 @@ def test_load_file_missing_foreign_and_corrupt_files(tmp_path):
 
     garbage = tmp_path / "random.pt"
     garbage.write_bytes(np.random.default_rng(0).bytes(4096))
-    assert "not a readable neuroevo file (" in _one_line_error(garbage)
+    assert "not a readable neuroevo file: truncated or corrupted (" in _one_line_error(garbage)
 
     truncated = tmp_path / "truncated.pt"
     atomic_save({"format": CHECKPOINT_FORMAT, "big": torch.zeros(10_000)}, tmp_path / "whole.pt")
     truncated.write_bytes((tmp_path / "whole.pt").read_bytes()[:3000])
-    assert "not a readable neuroevo file (" in _one_line_error(truncated)
+    assert "not a readable neuroevo file: truncated or corrupted (" in _one_line_error(truncated)
+    atomic_save({"format": CHECKPOINT_FORMAT, "generation": 4}, path := tmp_path / "incomplete.pt")
+    assert _one_line_error(path, CHECKPOINT_FORMAT) == (
+        f"{path}: incomplete {CHECKPOINT_FORMAT} file: no config, " + ", ".join(REQUIRED_FIELDS[CHECKPOINT_FORMAT][2:]))
 
 
 CALLS: list[str] = []
@@ -154,7 +159,7 @@ def test_load_file_refuses_to_unpickle_arbitrary_objects(tmp_path):
     torch.save(Exploit(), path)
     CALLS.clear()
     message = _one_line_error(path)
-    assert "not a readable neuroevo file (UnpicklingError" in message
+    assert "refused: it holds Python objects, not only tensors and numbers" in message
     assert CALLS == []  # weights_only=True: the payload never ran
     # the file does run it when loaded unsafely, so the check above is a real one
     assert torch.load(path, weights_only=False) == {"format": POLICY_FORMAT} and CALLS == ["ran"]

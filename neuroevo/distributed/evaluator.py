@@ -18,7 +18,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import os
+import socket
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +49,23 @@ from neuroevo.rollout import EvalSettings, Evaluation
 
 #: generations of fitness the driver keeps to bring a worker's replica up to date without a Sync
 HISTORY = 8
+#: seconds between checks that the Ray head (its GCS server) still answers
+HEAD_CHECK_INTERVAL = 2.0
+#: failed checks in a row after which the head counts as lost (Ray itself aborts the driver, without a word of
+#: what to do, 60 s after losing it; its calls block until then)
+HEAD_CHECKS = 3
+#: the exit status of a driver whose Ray head is lost
+HEAD_LOST_STATUS = 3
+
+
+def head_reachable(address: str, timeout: float = 1.0) -> bool:
+    """Whether the Ray head's GCS server at ``address`` ("HOST:PORT") accepts a connection."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class WorkersLost(RuntimeError):
@@ -110,7 +132,8 @@ class RayEvaluator(Evaluator):
             its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
         shard_size: members per shard (default ``ceil(P / 32)``).
         prefetch: shards queued on each worker at a time (2: the next one is there when one ends).
-        replace_lost: start a new worker for each one lost (at most ``workers`` over the evaluator's life).
+        replace_lost: start a new worker for each one lost (at most ``workers`` per generation: a run loses any
+            number of workers over its life, but a generation whose replacements die too gives up).
         spread: place the workers across the cluster's nodes (Ray's ``SPREAD`` strategy), so that each node
             gets its share and a lost node takes as few of them as possible; False: Ray's default placement.
         start_timeout: seconds to wait for workers to start before giving up.
@@ -152,7 +175,18 @@ class RayEvaluator(Evaluator):
         self._ids = itertools.count()
         self._workers: dict[int, _Worker] = {}
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
+        self._size = workers
         self._replacements_left = workers if replace_lost else 0
+        self.on_head_lost: Callable[[str], str] | None = None
+        """called (from the watchdog thread) with a one-line description when the Ray head is lost; returns the
+        line to print before this process exits with HEAD_LOST_STATUS (the trainer writes its checkpoint here)"""
+        self._closed = threading.Event()
+        try:
+            gcs_address: str | None = self.ray.get_runtime_context().gcs_address
+        except Exception:  # a Ray without it: the head is not watched
+            gcs_address = None
+        if gcs_address is not None:
+            threading.Thread(target=self._watch_head, args=(gcs_address,), daemon=True, name="ray-head-watch").start()
         device = str(envs.device) if envs.device is not None else None
         self._actor_class = self._remote_class(workers, cpus_per_worker or envs.num_threads or 1, device, spread)
         self._worker_args = (policy, envs)
@@ -198,6 +232,24 @@ class RayEvaluator(Evaluator):
             worker.where = where
             self._workers[worker.id] = worker
 
+    def _watch_head(self, address: str) -> None:
+        """While the evaluator is open: when the head stops answering, every Ray call of this process blocks until
+        Ray ends it. Say so, let :attr:`on_head_lost` keep what can be kept, and exit with HEAD_LOST_STATUS."""
+        misses = 0
+        while not self._closed.wait(HEAD_CHECK_INTERVAL):
+            if not self.ray.is_initialized():  # this process shut Ray down itself (left without closing us)
+                return
+            misses = 0 if head_reachable(address) else misses + 1
+            if misses < HEAD_CHECKS or self._closed.is_set():
+                continue
+            what = f"the Ray head at {address} does not answer (killed, or its node lost)"
+            try:
+                line = self.on_head_lost(what) if self.on_head_lost is not None else what
+            except Exception as err:  # noqa: BLE001 - the exit below must happen
+                line = f"{what}; keeping the run's state failed too: {err}"
+            print(f"neuroevo: error: {line}", file=sys.stderr, flush=True)
+            os._exit(HEAD_LOST_STATUS)
+
     # -- the evaluator interface -----------------------------------------------------------------
     @property
     def workers(self) -> int:
@@ -219,6 +271,8 @@ class RayEvaluator(Evaluator):
         is shipped (its bases once per worker), and params [P, D] go as rows with each shard.
         """
         popsize = len(population)
+        # a fresh allowance each generation: losses spread over a long run are all survived
+        self._replacements_left = self._size if self.replace_lost else 0
         settings = settings.fixed()
         settings.seeds(popsize)  # a seed tensor of the wrong shape fails here, not on every worker
         seed = settings.seed.detach().cpu().clone() if isinstance(settings.seed, torch.Tensor) else settings.seed
@@ -410,6 +464,7 @@ class RayEvaluator(Evaluator):
 
     def close(self) -> None:
         """Stop the workers, and the local Ray instance if this evaluator started it."""
+        self._closed.set()
         for worker in [*self._workers.values(), *self._starting.values()]:
             try:
                 self.ray.kill(worker.handle, no_restart=True)

@@ -61,7 +61,7 @@ def test_losing_every_worker_writes_a_checkpoint_and_stops_with_a_clear_error(cl
     trainer.run_dir.mkdir()
     trainer.step()  # generation 1 on the worker
     evaluator = trainer._evaluator
-    evaluator._replacements_left = 0  # the cluster has nothing left to start a replacement on
+    evaluator.replace_lost = False  # the cluster has nothing left to start a replacement on
     ray.kill(evaluator.worker_handles()[0])
     with pytest.raises(WorkersLost, match=r"every Ray worker is lost.*checkpoint of generation 1.*--resume"):
         trainer.run()
@@ -81,3 +81,16 @@ def test_cli_train_with_workers(cluster, tmp_path, capsys):
     assert [row["generation"] for row in rows] == [1, 2]
     assert all(row["dist/bytes_sent"] > 0 and 0.0 <= row["dist/idle_fraction"] <= 1.0 for row in rows)
     assert json.loads((out / "config.json").read_text())["run"]["workers"] == 2
+
+
+def test_quick_chaos_worker_kills_match_the_local_run(cluster, tmp_path):
+    """The chaos suite's Ray attack (--quick): a worker killed with its shard in flight; the trajectory is the local
+    run's. (The full attack, 19 workers killed over runs on 2 to 4 workers, found that replacements were capped at
+    `workers` over the evaluator's whole life; the allowance is now per generation.)"""
+    import random
+
+    from neuroevo.chaos import Settings, ray_attacks
+
+    (outcome,) = ray_attacks.attack(Settings(tmp_path, quick=True, rng=random.Random(0)))
+    assert outcome.tried == 1 and outcome.failures == [] and outcome.survived == 1
+    assert outcome.details["2 workers"]["workers_lost_logged"] == 1
