@@ -233,6 +233,7 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
                 f"{out} holds a comparison of {info['env_id']} at {info['steps']} steps with overrides "
                 f"{info.get('overrides')}; pick another --out"
             )
+        info.setdefault("baselines", _baselines_info(card))  # a comparison from before SAC and TD3
         info["seeds"] = sorted(set(info["seeds"]) | set(seeds))
         info["algos"] = list(dict.fromkeys([*info["algos"], *algos]))
     else:
@@ -247,14 +248,18 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
             "threads": threads,
             "ppo_source": card.ppo.source,
             "ppo_reference": _reference(card, "ppo"),
-            "baselines": {algo: {"source": getattr(card, algo).source, "reference": _reference(card, algo)}
-                          for algo in BASELINES},
+            "baselines": _baselines_info(card),
             "machine": {"cpus": os.cpu_count(), "cuda": torch.cuda.is_available()},
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, info)
     return info
+
+
+def _baselines_info(card: Config) -> dict[str, Any]:
+    """Each baseline's settings source and the Zoo's reference number, for the report's sanity checks."""
+    return {algo: {"source": getattr(card, algo).source, "reference": _reference(card, algo)} for algo in BASELINES}
 
 
 def _reference(card: Config, algo: str) -> dict[str, Any]:
