@@ -41,12 +41,11 @@ def schedule(value: float | str, name: str, algo: str = "ppo"):
 
 
 def check_ppo_config(ppo: PPOConfig) -> None:
-    """Raise a one-line ``ValueError`` for settings SB3 cannot run."""
-    for name in ("num_envs", "n_steps", "batch_size", "n_epochs", "eval_points"):
+    """Raise a one-line ``ValueError`` for PPO's own settings that SB3 cannot run (the ones every baseline has:
+    :func:`neuroevo.baselines.sb3.check_settings`)."""
+    for name in ("n_steps", "batch_size", "n_epochs"):
         if getattr(ppo, name) <= 0:
             raise ValueError(f"ppo.{name} must be positive, got {getattr(ppo, name)}")
-    if ppo.activation not in ACTIVATIONS:
-        raise ValueError(f"ppo.activation must be one of {', '.join(ACTIVATIONS)}, got {ppo.activation!r}")
     schedule(ppo.lr, "lr")
     schedule(ppo.clip_range, "clip_range")
 
@@ -92,7 +91,7 @@ PPO_BASELINE = Baseline("PPO", PPO, check_ppo_config, build_ppo, rollout_steps)
 
 def build_model(config: Config, seed: int) -> PPO:
     """SB3's PPO on ``num_envs`` copies of gymnasium's ``config.env.id``, with ``config.ppo``'s settings."""
-    check_ppo_config(config.ppo)
+    sb3.check_settings(config, "ppo")
     return build_ppo(config.ppo, sb3.make_training_envs(config, "ppo", seed), seed)
 
 
