@@ -370,7 +370,8 @@ def train_baseline(algo: str, config: Config, out: str | Path | None = None, *,
 
 
 def resume_baseline(run_dir: str | Path, *, command: str | None = None) -> BaselineResult:
-    """Continue the run in ``run_dir`` from its last save (its ``config.json`` says which baseline and settings)."""
+    """Continue the run in ``run_dir`` from its last save (``checkpoints/last.json`` names the baseline,
+    ``config.json`` holds its settings)."""
     run_dir = Path(run_dir)
     if last_checkpoint(run_dir) is None:
         raise ValueError(f"{run_dir} holds no save of a baseline run (no {CHECKPOINTS}/last.json)")
