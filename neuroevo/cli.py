@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser(
         "compare",
-        help="optimizers and PPO on one task under one env-step budget, with a report",
+        help="optimizers and the SB3 baselines (PPO, SAC, TD3) on one task under one env-step budget, with a report",
         description="Train each algorithm for each seed into OUT/<algo>/seed<k>/ (finished runs are kept and "
         "skipped on a rerun), then write OUT/report.md and PNG learning curves.",
     )

@@ -1,12 +1,14 @@
 """Evolution against policy gradients on one task, under one env-step budget and the same seeds.
 
 :func:`run_comparison` trains every algorithm (ES, GA, ARS through the :class:`~neuroevo.trainer.Trainer`
-with its task card's settings; PPO from Stable-Baselines3 with the card's ``[ppo]`` table) for each seed
+with its task card's settings; PPO, SAC and TD3 from Stable-Baselines3 with the card's ``[ppo]``, ``[sac]``,
+``[td3]`` tables) for each seed
 into ``out/<algo>/seed<k>/``, one run at a time, and returns the :class:`Comparison`; ``neuroevo.report``
 turns it into a table and plots. Every run writes ``result.json`` when it finishes: a rerun skips those
-runs, continues an interrupted evolution run from its checkpoint and restarts an interrupted PPO run, so a
-crash or a kill loses no finished run. Evolution runs spend the whole budget (the card's stop target is
-dropped), like PPO, so that the curves cover the same env steps.
+runs and continues an interrupted one from its last checkpoint (an evolution run's, or the save a baseline
+run makes every ``save_every`` env steps; ``neuroevo.baselines.sb3``), so a crash or a kill loses no
+finished run and at most ``save_every`` env steps of an unfinished one. Evolution runs spend the whole
+budget (the card's stop target is dropped), like the baselines, so that the curves cover the same env steps.
 
 Layout of ``out``::
 
@@ -31,12 +33,13 @@ import gymnasium as gym
 import torch
 
 from neuroevo.algorithms import ALGORITHMS, make_optimizer
+from neuroevo.baselines import BASELINES
 from neuroevo.checkpoint import atomic_write_json
 from neuroevo.config import Config, config_from_dict, resolve_config
 from neuroevo.envs import make_env
 
-#: algorithm names ``compare`` accepts: neuroevo's optimizers and the PPO baseline
-ALGOS: tuple[str, ...] = (*ALGORITHMS, "ppo")
+#: algorithm names ``compare`` accepts: neuroevo's optimizers and the Stable-Baselines3 baselines
+ALGOS: tuple[str, ...] = (*ALGORITHMS, *BASELINES)
 #: what ``neuroevo compare`` runs by default
 DEFAULT_ALGOS: tuple[str, ...] = ("es", "ga", "ars", "ppo")
 
@@ -83,7 +86,7 @@ def run_config(task: str, algo: str, seed: int, steps: int, overrides: dict[str,
     """The config of one run: the task card, the overrides, then the budget (``steps`` env steps only) and seed."""
     config = resolve_config(task, overrides)
     run: dict[str, Any] = {"seed": seed, "steps": steps, "generations": None, "target": None}
-    if algo != "ppo":
+    if algo not in BASELINES:
         run["algo"] = algo
     return config_from_dict({"run": run}, config)
 
@@ -92,12 +95,12 @@ def min_steps(config: Config, algo: str) -> tuple[int, str]:
     """The smallest budget that holds one generation of ``algo``, and how it is made up.
 
     An evolution generation is bounded by popsize x episodes x the episode length (``env.max_steps``, else
-    gymnasium's time limit); a PPO update takes exactly num_envs x n_steps.
+    gymnasium's time limit); a PPO update takes exactly num_envs x n_steps, a SAC / TD3 round num_envs x train_freq.
     """
-    if algo == "ppo":
-        from neuroevo.baselines.ppo import rollout_steps
+    if algo in BASELINES:
+        from neuroevo.baselines.sb3 import describe_update, update_steps
 
-        return rollout_steps(config.ppo), f"{config.ppo.num_envs} envs x {config.ppo.n_steps} steps"
+        return update_steps(config, algo), describe_update(config, algo)
     cfg = config.algo_config
     length = config.env.max_steps
     if length is None:
@@ -129,10 +132,10 @@ def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any
         raise ValueError(f"--steps must be positive, got {steps}")
     for algo in algos:
         config = run_config(task, algo, 0, steps, overrides)
-        if algo == "ppo":
-            from neuroevo.baselines.ppo import check_ppo_config
+        if algo in BASELINES:
+            from neuroevo.baselines.sb3 import check_settings
 
-            check_ppo_config(config.ppo)
+            check_settings(config, algo)
         else:
             config.validate()
             # the optimizer checks its settings, and gives its population size (CMA-ES's follows from D)
@@ -170,7 +173,7 @@ def run_comparison(
 
     Args:
         task: env id with a task card, or a card path.
-        algos: names from :data:`ALGOS` (``"es,ga,ars,ppo"`` or a list).
+        algos: names from :data:`ALGOS` (``"es,ga,ars,ppo,sac,td3"`` or a list).
         steps: env-step budget of every run (None: the card's ``ppo.steps``, the RL Zoo's budget).
         seeds: K (seeds 0..K-1) or a list of seeds.
         out: comparison directory; runs already finished in it are kept.
@@ -186,10 +189,11 @@ def run_comparison(
     steps = steps if steps is not None else default_steps(task, overrides)
     check_runs(task, algos, steps, overrides)
     card = resolve_config(task, overrides)
-    if "ppo" in algos:
-        from neuroevo.baselines.ppo import warn_if_untuned
+    for algo in algos:
+        if algo in BASELINES:
+            from neuroevo.baselines.sb3 import warn_if_untuned
 
-        warn_if_untuned(card)
+            warn_if_untuned(card, algo)
     out = Path(out)
     info = _open_comparison(out, task, card, steps, seeds, algos, overrides, threads)
     if command is not None:
@@ -229,6 +233,7 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
                 f"{out} holds a comparison of {info['env_id']} at {info['steps']} steps with overrides "
                 f"{info.get('overrides')}; pick another --out"
             )
+        info.setdefault("baselines", _baselines_info(card))  # a comparison from before SAC and TD3
         info["seeds"] = sorted(set(info["seeds"]) | set(seeds))
         info["algos"] = list(dict.fromkeys([*info["algos"], *algos]))
     else:
@@ -242,11 +247,8 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
             "overrides": overrides or {},
             "threads": threads,
             "ppo_source": card.ppo.source,
-            "ppo_reference": {
-                "steps": card.ppo.steps,
-                "return": card.ppo.reference_return,
-                "std": card.ppo.reference_std,
-            },
+            "ppo_reference": _reference(card, "ppo"),
+            "baselines": _baselines_info(card),
             "machine": {"cpus": os.cpu_count(), "cuda": torch.cuda.is_available()},
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
@@ -255,18 +257,30 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
     return info
 
 
+def _baselines_info(card: Config) -> dict[str, Any]:
+    """Each baseline's settings source and the Zoo's reference number, for the report's sanity checks."""
+    return {algo: {"source": getattr(card, algo).source, "reference": _reference(card, algo)} for algo in BASELINES}
+
+
+def _reference(card: Config, algo: str) -> dict[str, Any]:
+    table = getattr(card, algo)
+    return {"steps": table.steps, "return": table.reference_return, "std": table.reference_std}
+
+
 def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Path, command: str | None) -> None:
     """Train one run into ``run_dir`` and write its result.json last (the marker of a finished run)."""
     load_start = os.getloadavg()
-    if algo == "ppo":
-        from neuroevo.baselines.ppo import train_ppo
+    if algo in BASELINES:
+        from neuroevo.baselines.sb3 import last_checkpoint, resume_baseline, train_baseline
 
-        if run_dir.exists():  # an interrupted PPO run: SB3 cannot resume it exactly, so it starts over
-            shutil.rmtree(run_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the untuned warning was given once already
-            config = run_config(task, algo, seed, steps, overrides)
-            result: Any = train_ppo(config, run_dir, command=command)  # PPO's or the Trainer's
+            if last_checkpoint(run_dir) is not None:  # an interrupted run continues from its last save
+                result: Any = resume_baseline(run_dir, command=command)  # the baseline's or the Trainer's
+            else:
+                if run_dir.exists():  # killed before its first save: it starts over
+                    shutil.rmtree(run_dir)
+                result = train_baseline(algo, run_config(task, algo, seed, steps, overrides), run_dir, command=command)
     else:
         from neuroevo.trainer import Trainer
 

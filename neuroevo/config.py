@@ -4,7 +4,7 @@ Task cards are the TOML files of the top-level ``envs/`` folder (shipped in the 
 ``neuroevo.tasks``). A card has the sections of :class:`Config`: ``[env]``, ``[policy]``, ``[run]``,
 one per registered optimizer (``[es]``, ``[ga]``, ``[ars]``, ``[pso]``, ...: the sections come from
 ``neuroevo.algorithms.ALGORITHMS``, each the optimizer's own config dataclass) holding the hyperparameters that
-solve it, and ``[ppo]``: the RL Zoo's PPO settings for the baseline (``neuroevo.baselines``).
+solve it, and ``[ppo]``, ``[sac]``, ``[td3]``: the RL Zoo's settings for the baselines (``neuroevo.baselines``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroevo.algorithms import ALGORITHMS
-from neuroevo.baselines import PPOConfig
+from neuroevo.baselines import PPOConfig, SACConfig, TD3Config
 from neuroevo.logger import LogConfig
 from neuroevo.policies import PolicyConfig
 
@@ -111,6 +111,10 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the PPO baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """the SAC baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
+    td3: TD3Config = field(default_factory=TD3Config)
+    """the TD3 baseline of ``neuroevo compare`` (Stable-Baselines3, RL Zoo settings)"""
     log: LogConfig = field(default_factory=LogConfig)
     """where the metrics go: output formats, W&B tracking, videos (``neuroevo.logger``)"""
     algorithms: dict[str, Any] = field(default_factory=_algorithm_sections)

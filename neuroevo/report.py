@@ -19,7 +19,8 @@ from neuroevo.algorithms import ALGORITHMS
 from neuroevo.compare import Comparison, Run
 
 #: algorithm -> display name: the optimizer's own name (``ES``, ``PSO``, ``HillClimbing``, ...), and PPO
-NAMES = {**{algo: cls.name for algo, cls in ALGORITHMS.items()}, "ppo": "PPO (SB3)"}
+NAMES = {**{algo: cls.name for algo, cls in ALGORITHMS.items()}, "ppo": "PPO (SB3)", "sac": "SAC (SB3)",
+         "td3": "TD3 (SB3)"}
 ZOO_BENCHMARK = "https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md"
 
 
@@ -155,27 +156,33 @@ def _load_line(comparison: Comparison) -> str:
     )
 
 
-def _sanity_line(comparison: Comparison, rows: list[dict[str, Any]]) -> str:
-    ref = comparison.info.get("ppo_reference") or {}
-    ppo = next((r for r in rows if r["algo"] == "ppo"), None)
-    if ppo is None:
+def _sanity_line(comparison: Comparison, rows: list[dict[str, Any]], algo: str = "ppo") -> str:
+    info = comparison.info
+    if algo == "ppo":
+        source, ref = info.get("ppo_source"), info.get("ppo_reference") or {}
+    else:
+        entry = (info.get("baselines") or {}).get(algo) or {}
+        source, ref = entry.get("source"), entry.get("reference") or {}
+    name = algo.upper()
+    row = next((r for r in rows if r["algo"] == algo), None)
+    if row is None:
         return ""
-    if comparison.info.get("ppo_source") is None:
-        return "PPO ran with Stable-Baselines3's default hyperparameters: the task card has no RL Zoo settings."
+    if source is None:
+        return f"{name} ran with Stable-Baselines3's default hyperparameters: the task card has no RL Zoo settings."
     if ref.get("return") is None:
-        return "The RL Zoo's benchmark.md lists no PPO number for this task."
+        return f"The RL Zoo's benchmark.md lists no {name} number for this task."
     if ref.get("steps") != comparison.steps:
         return (
-            f"The RL Zoo's benchmark.md reports PPO at {_steps(ref['steps'])} steps ({ref['return']:.1f} ± "
+            f"The RL Zoo's benchmark.md reports {name} at {_steps(ref['steps'])} steps ({ref['return']:.1f} ± "
             f"{ref['std']:.1f}); this budget differs, so there is no like-for-like check."
         )
     low, high = ref["return"] - ref["std"], ref["return"] + ref["std"]
-    verdict = "within" if low <= ppo["final_return_mean"] <= high else "outside"
+    verdict = "within" if low <= row["final_return_mean"] <= high else "outside"
     return (
-        f"Sanity check against the RL Zoo's [benchmark.md]({ZOO_BENCHMARK}) (PPO at the same {_steps(ref['steps'])} "
-        f"steps: {ref['return']:.1f} ± {ref['std']:.1f}, one agent on the env version the task card names, std over "
-        f"its evaluation episodes): our PPO's final return {ppo['final_return_mean']:.1f} (mean over {ppo['seeds']} "
-        f"seed{'s' if ppo['seeds'] > 1 else ''}) is {verdict} that spread."
+        f"Sanity check against the RL Zoo's [benchmark.md]({ZOO_BENCHMARK}) ({name} at the same "
+        f"{_steps(ref['steps'])} steps: {ref['return']:.1f} ± {ref['std']:.1f}, one agent on the env version the task "
+        f"card names, std over its evaluation episodes): our {name}'s final return {row['final_return_mean']:.1f} "
+        f"(mean over {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}) is {verdict} that spread."
     )
 
 
@@ -197,7 +204,8 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
         "that reached it. Evolution: neuroevo's Trainer with the task card's settings (the optimizer's solution is "
         "evaluated: ES/ARS/CMA-ES/... their center, GA its elite, the others their best member); "
         "PPO: Stable-Baselines3 with the card's [ppo] table "
-        f"({comparison.info.get('ppo_source') or 'SB3 defaults'}) on gymnasium's env. Wall time counts training "
+        f"({comparison.info.get('ppo_source') or 'SB3 defaults'}) on gymnasium's env; SAC and TD3 likewise with "
+        "the [sac] and [td3] tables. Wall time counts training "
         "and evaluations.",
         "",
         table(comparison, rows),
@@ -205,7 +213,8 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
         "![return vs env steps](return_vs_env_steps.png)",
         "![return vs wall time](return_vs_wall_time.png)",
     ]
-    for line in (_sanity_line(comparison, rows), _load_line(comparison)):
+    sanity = [_sanity_line(comparison, rows, algo) for algo in ("ppo", "sac", "td3")]
+    for line in (*sanity, _load_line(comparison)):
         if line:
             parts += ["", line]
     if missing:

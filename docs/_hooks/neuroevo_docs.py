@@ -87,6 +87,10 @@ def _summary(section: str) -> str:
         "run": "the run: optimizer, seed, device, budget, evaluation of the solution, checkpoints, Ray workers",
         "ppo": "the PPO baseline of `neuroevo compare`: Stable-Baselines3's settings, as the RL Zoo tunes them; "
         "fields without a description here are SB3's own parameters of the same name",
+        "sac": "the SAC baseline of `neuroevo compare`: Stable-Baselines3's settings, as the RL Zoo tunes them "
+        "(its MuJoCo defaults in the locomotion cards); fields without a description here are SB3's own parameters",
+        "td3": "the TD3 baseline of `neuroevo compare`: Stable-Baselines3's settings, as the RL Zoo tunes them "
+        "(its MuJoCo defaults in the locomotion cards); fields without a description here are SB3's own parameters",
         "log": "where the metrics go: output formats, Weights & Biases tracking, videos during training "
         "([Logging, tracking and tuning](../guides/logging-and-tuning.md))",
     }.get(section, "")

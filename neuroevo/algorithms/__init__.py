@@ -76,7 +76,7 @@ def register_optimizer(name: str, cls: type[Optimizer]) -> type[Optimizer]:
         raise ValueError(f"{cls!r} is not an Optimizer subclass")
     if name in ALGORITHMS and ALGORITHMS[name] is not cls:
         raise ValueError(f"an optimizer is registered as {name!r} already ({ALGORITHMS[name].__name__})")
-    reserved = {"env", "policy", "run", "ppo", "algorithms"}
+    reserved = {"env", "policy", "run", "ppo", "sac", "td3", "log", "algorithms"}
     if name in reserved:
         raise ValueError(f"{name!r} names a config section of its own; choose another name")
     ALGORITHMS[name] = cls

@@ -1,9 +1,12 @@
 """Baselines from other libraries, trained under neuroevo's budgets and logged in its metrics format.
 
-``neuroevo.baselines.ppo`` (Stable-Baselines3's PPO, the ``baselines`` extra) is imported on use;
-this package itself imports only the config.
+Stable-Baselines3's PPO, SAC and TD3 (the ``baselines`` extra; ``neuroevo.baselines.sb3`` runs them, resumably)
+are imported on use; this package itself imports only the configs.
 """
 
-from neuroevo.baselines.config import PPOConfig
+from neuroevo.baselines.config import BaselineConfig, PPOConfig, SACConfig, TD3Config
 
-__all__ = ["PPOConfig"]
+#: the baselines ``neuroevo compare`` runs, each a task-card table of its own
+BASELINES: tuple[str, ...] = ("ppo", "sac", "td3")
+
+__all__ = ["BASELINES", "BaselineConfig", "PPOConfig", "SACConfig", "TD3Config"]

@@ -1,0 +1,80 @@
+"""Which PPO belongs in Hopper-v5's card? SB3 PPO with the RL Zoo's tuned Hopper settings against SB3's defaults
+plus VecNormalize, 5 seeds at 1M env steps each, printed side by side with the published figures.
+
+Each variant is one ``neuroevo compare`` (``runs/ppo-hopper/<variant>/``: a rerun skips finished seeds and
+continues an interrupted one from its last save, so the script can be stopped and restarted at will); the
+summary goes to ``results/ppo-hopper/summary.md``. The full runs take hours of CPU per seed on a shared 2-core
+machine; ``--smoke`` runs both variants for one seed at a tiny budget into a temporary directory.
+
+    PYTHONPATH=$PWD nice -n 10 python scripts/ppo_hopper.py          # the study (hours)
+    PYTHONPATH=$PWD python scripts/ppo_hopper.py --smoke             # a check of the script (a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from neuroevo.compare import run_comparison
+
+#: published PPO figures on Hopper at 1M env steps, for the side-by-side
+PUBLISHED = [
+    ("RL Zoo benchmark.md, PPO Hopper-v3 (one agent, std over its evaluation episodes)", "2410 ± 10"),
+    ("CleanRL's published ppo_continuous_action figure, Hopper-v4 at 1M steps", "about 2380"),
+]
+
+#: SB3's PPO defaults (PPOConfig's), with VecNormalize on: what a user who does not tune would run
+SB3_DEFAULTS = {
+    "source": "Stable-Baselines3 PPO defaults + VecNormalize (normalize = true)",
+    "normalize": True, "num_envs": 1, "batch_size": 64, "n_steps": 2048, "gamma": 0.99, "lr": 3e-4,
+    "ent_coef": 0.0, "clip_range": 0.2, "n_epochs": 10, "gae_lambda": 0.95, "max_grad_norm": 0.5,
+    "vf_coef": 0.5, "hidden": [64, 64], "activation": "tanh", "log_std_init": 0.0, "ortho_init": True,
+}
+VARIANTS = {"zoo": {}, "sb3-defaults-vecnormalize": {"ppo": SB3_DEFAULTS}}
+
+
+def summary_line(name: str, comparison) -> str:
+    runs = comparison.runs["ppo"]
+    if not runs:
+        return f"| {name} | 0 | pending | pending | |"
+    finals = [r.result["final_return"] for r in runs]
+    bests = [r.result["best_return"] for r in runs]
+    hours = [r.result["wall_time"] / 3600 for r in runs]
+    spread = f" ± {statistics.stdev(finals):.0f}" if len(finals) > 1 else ""
+    return (f"| {name} | {len(runs)} | {statistics.fmean(finals):.0f}{spread} | {statistics.fmean(bests):.0f} | "
+            f"{statistics.fmean(hours):.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="one seed at 4096 env steps, into a temporary folder")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--runs", default="runs/ppo-hopper", help="where the runs go (resumable)")
+    parser.add_argument("--results", default="results/ppo-hopper", help="where summary.md goes")
+    args = parser.parse_args()
+    if args.smoke:
+        tmp = Path(tempfile.mkdtemp(prefix="ppo-hopper-"))
+        args.seeds, args.steps, args.runs, args.results = 1, 4096, str(tmp / "runs"), str(tmp / "results")
+    lines = ["| PPO settings | seeds done | final return (mean ± std over seeds) | best return | hours per seed |",
+             "|---|---|---|---|---|"]
+    for name, overrides in VARIANTS.items():
+        extra = {"ppo": {**overrides.get("ppo", {}), "eval_points": 20 if args.smoke else 50}}
+        comparison = run_comparison("Hopper-v5", "ppo", args.steps, args.seeds, Path(args.runs) / name, extra,
+                                    on_run=lambda algo, seed, status, n=name: print(f"{n} seed {seed}: {status}",
+                                                                                  flush=True))
+        lines.append(summary_line(name, comparison))
+    text = "\n".join([
+        f"# PPO on Hopper-v5: the RL Zoo's settings vs SB3's defaults + VecNormalize ({args.steps} env steps)",
+        "", *lines, "", "Published figures:", "", *(f"- {what}: {value}" for what, value in PUBLISHED), "",
+        "Machine: a 2-core machine shared with other jobs; wall times compare only within this table.", ""])
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
