@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--popsize", type=int, help="members per generation")
     train.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     train.add_argument("--backend", choices=list(BACKENDS), help="env backend")
-    train.add_argument("--policy", choices=["linear", "mlp", "module"], help="policy architecture")
+    train.add_argument("--policy", choices=["linear", "mlp", "cnn", "module"],
+                       help="policy architecture (cnn: a conv net over image observations, policy.arch)")
     add_user_code_arguments(train)
     budget = train.add_argument_group("budget (any of these replaces the card's budget)")
     budget.add_argument("--generations", type=int, metavar="N", help="stop after N generations")

@@ -91,6 +91,7 @@ POPSIZES = _choice(8, 16, 32, 64, 128, 256)
 #: optimizer -> setting -> its range (documented in docs/guides/logging-and-tuning.md, generated from here)
 SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "es": {"popsize": POPSIZES, "sigma": _log(0.005, 0.5), "lr": _log(0.001, 0.3)},
+    "eggroll": {"popsize": POPSIZES, "sigma": _log(0.005, 0.5), "lr": _log(0.001, 0.3), "rank": _choice(1, 2, 4, 8)},
     "ga": {"popsize": POPSIZES, "sigma": _log(0.001, 0.5), "truncation": _share(2, 0.1, 0.2, 0.5),
            "num_elites": _share(1, 0.02, 0.05, 0.1)},
     "ars": {"popsize": _choice(8, 16, 32, 64, 128), "sigma": _log(0.005, 0.5), "lr": _log(0.005, 0.5),

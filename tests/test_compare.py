@@ -117,7 +117,7 @@ def test_summary_statistics_of_the_table():
 def test_unknown_algorithm_lists_the_valid_ones(tmp_path, capsys):
     assert main(["compare", "CartPole-v1", "--algos", "es,sgd", "--steps", "100000", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "unknown algorithm 'sgd'" in err and "es, ga, ars" in err and "ppo" in err
+    assert err.count("\n") == 0 and "unknown algorithm 'sgd'" in err and "es, eggroll, ga, ars" in err and "ppo" in err
     with pytest.raises(ValueError, match="unknown algorithm"):
         parse_algos(["es", "trpo"])
 

@@ -105,8 +105,8 @@ def test_spec_errors():
 def test_make_policy():
     assert make_policy("mlp", 4, 2, hidden=[32], activation="relu") == MLP(4, 2, [32], "relu")
     assert make_policy("linear", 4, 2) == Linear(4, 2)
-    with pytest.raises(ValueError, match="unknown policy kind 'cnn'; known kinds: linear, mlp"):
-        make_policy("cnn", 4, 2)
+    with pytest.raises(ValueError, match="unknown policy kind 'rnn'; known kinds: cnn, linear, mlp"):
+        make_policy("rnn", 4, 2)
     with pytest.raises(ValueError, match="unknown activation .swish.; allowed: tanh, relu, elu, gelu"):
         MLP(4, 2, activation="swish")
 
