@@ -6,13 +6,14 @@ population forward per step (``--policy``: a conv policy, or ``random`` for the 
 
 - ``neuroevo``: ``rollout.evaluate`` on ``make_env(id, P, backend="atari")``: ale-py's C++ threads under our
   contract; a finished game's frames are not counted (they are masked, and ale-py restarts it by itself).
-- ``ale-py loop``: ale-py's ``AtariVectorEnv`` with the same preprocessing, stepped by a plain Python loop
-  (observations to torch, the forward, argmax actions); every frame counts, restarted games included.
+- ``ale-py loop``: ale-py's ``AtariVectorEnv`` with the same preprocessing and episode cap, stepped by a plain
+  Python loop (observations to torch, the forward, argmax actions); every frame counts, restarted games included.
 - ``gymnasium``: ``gymnasium.make_vec`` of the ``ALE/...`` id with ``AtariPreprocessing`` and
   ``FrameStackObservation`` (the reference stack of ``neuroevo eval --backend gymnasium``), same loop.
 
 The figure is the median over ``--repeats`` of frames per second; the rows run one after another, so a
-shared machine's load reaches them all (the report prints it).
+shared machine's load reaches them all (the report prints it). ``stepped/s`` counts every frame the emulators ran
+in lock-step, finished games included (our row's frames/s counts only running games, as its fitness does).
 """
 
 from __future__ import annotations
@@ -84,19 +85,23 @@ def _ours(env_id: str, popsize: int, steps: int, kind: str, threads: int | None)
         start = time.perf_counter()
         if member is None:  # random actions: the env's own loop under the contract
             env.reset(seed=0)
-            frames = 0
+            frames = lockstep = 0
             for _ in range(steps):
                 assert env.episodes is not None  # made by the reset
                 running = env.episodes.running.clone()
+                if not bool(running.any()):
+                    break
                 env.step(act(torch.zeros(popsize, 1)))
-                frames += int(running.sum())
+                frames, lockstep = frames + int(running.sum()), lockstep + 1
         else:
             policy, params = member
-            frames = int(evaluate(policy, params, env, episodes=1, seed=0).env_steps)
+            result = evaluate(policy, params, env, episodes=1, seed=0)
+            frames, lockstep = int(result.env_steps), int(result.episode_lengths.max())
         seconds = time.perf_counter() - start
     finally:
         env.close()
-    return {"frames": frames * SETTINGS["frame_skip"], "seconds": seconds}  # each agent step is frame_skip frames
+    skip = SETTINGS["frame_skip"]  # each agent step is frame_skip frames
+    return {"frames": frames * skip, "stepped": popsize * lockstep * skip, "seconds": seconds}
 
 
 def _loop(make: Any, popsize: int, steps: int, kind: str) -> dict[str, Any]:
@@ -124,24 +129,27 @@ class _Spaces:
         self.obs_dim = int(np.prod(env.single_observation_space.shape))
 
 
-def _ale(env_id: str, popsize: int, threads: int | None):
+def _ale(env_id: str, popsize: int, steps: int, threads: int | None):
     from ale_py.vector_env import AtariVectorEnv
 
     from neuroevo.envs.atari import _cores, game_of
 
     return lambda: AtariVectorEnv(
         game_of(env_id), popsize, num_threads=threads or len(_cores()), noop_max=0, frameskip=4, stack_num=4,
+        max_num_frames_per_episode=(steps + 1) * SETTINGS["frame_skip"] + 1,  # our row's cap: the same resets
         img_height=84, img_width=84, repeat_action_probability=0.0, reward_clipping=False, use_fire_reset=False,
     )
 
 
-def _gymnasium(env_id: str, popsize: int):
+def _gymnasium(env_id: str, popsize: int, steps: int):
     import gymnasium as gym
 
     from neuroevo.envs.atari import gymnasium_reference
 
     made, wrappers = gymnasium_reference(env_id, **SETTINGS)
-    return lambda: gym.make_vec(env_id, num_envs=popsize, vectorization_mode="sync", wrappers=wrappers, **made)
+    cap = steps * SETTINGS["frame_skip"]  # gym.make's TimeLimit counts raw frames here: our row's cap
+    return lambda: gym.make_vec(env_id, num_envs=popsize, vectorization_mode="sync", wrappers=wrappers,
+                                max_episode_steps=cap, **made)
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,16 +160,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--popsize, --steps and --repeats must be positive")
     rows_spec = {
         "neuroevo": lambda: _ours(args.env, popsize, steps, args.policy, args.threads),
-        "ale-py loop": lambda: _loop(_ale(args.env, popsize, args.threads), popsize, steps, args.policy),
-        "gymnasium": lambda: _loop(_gymnasium(args.env, popsize), popsize, steps, args.policy),
+        "ale-py loop": lambda: _loop(_ale(args.env, popsize, steps, args.threads), popsize, steps, args.policy),
+        "gymnasium": lambda: _loop(_gymnasium(args.env, popsize, steps), popsize, steps, args.policy),
     }
     rows: list[dict[str, Any]] = []
     for name, run in rows_spec.items():
-        rates = []
+        rates, stepped = [], []
         for _ in range(repeats):
             result = run()
             rates.append(float(result["frames"]) / float(result["seconds"]))
-        rows.append({"stack": name, "frames_per_s": statistics.median(rates)})
+            stepped.append(float(result.get("stepped", result["frames"])) / float(result["seconds"]))
+        rows.append({"stack": name, "frames_per_s": statistics.median(rates),
+                     "stepped_per_s": statistics.median(stepped)})
     ours = rows[0]["frames_per_s"]
     for row in rows:
         row["ours_over_it"] = ours / row["frames_per_s"]
@@ -169,6 +179,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         Column("stack", 12, field("stack"), left=True),
         Column("frames/s", 10, lambda r: fmt_count(r["frames_per_s"])),
         Column("ours / it", 10, field("ours_over_it", ".2f")),
+        Column("stepped/s", 10, lambda r: fmt_count(r["stepped_per_s"])),
     ])
     load = load_average()
     lines = [
