@@ -115,3 +115,16 @@ def conv2d_im2col(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride:
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else value
+
+
+def linear_members(x: Tensor, weight: Tensor, bias: Tensor | None, weight_noise: tuple[Tensor, Tensor] | Tensor,
+                   bias_delta: Tensor | None) -> Tensor:
+    """One dense layer for members in low-rank form (a block of
+    :class:`~neuroevo.policies.lowrank.LowRankParams`): x [P, N, in], the shared weight [in, out] and bias [out],
+    the weight's noise as factors (down [P, in, r], up [P, out, r]: :func:`linear_low_rank`, no member's weights
+    built) or, for a layer too thin for low rank, a dense delta [P, in * out] (its [P, in, out] weights are
+    built), and the bias delta [P, out] (bias and its delta None for a layer without bias) -> [P, N, out]."""
+    if isinstance(weight_noise, tuple):
+        return linear_low_rank(x, weight, bias, weight_noise[0], weight_noise[1], bias_delta)
+    member_bias = None if bias is None or bias_delta is None else bias + bias_delta
+    return linear(x, weight + weight_noise.view(-1, *weight.shape), member_bias)

@@ -136,11 +136,8 @@ class ConvPolicy(Policy, kind="cnn"):
         for i in range(len(self._dense)):
             W, w_noise = members.block(2 * (first + i))
             b, b_delta = members.block(2 * (first + i) + 1)
-            assert isinstance(b_delta, Tensor)
-            if isinstance(w_noise, tuple):
-                x = batched.linear_low_rank(x, W, b, w_noise[0], w_noise[1], b_delta)
-            else:
-                x = batched.linear(x, W + w_noise.view(-1, *W.shape), b + b_delta)
+            assert isinstance(b_delta, Tensor)  # biases are dense blocks
+            x = batched.linear_members(x, W, b, w_noise, b_delta)
             if i < last:
                 x = torch.relu(x)
         return x

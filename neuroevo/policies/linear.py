@@ -49,10 +49,7 @@ class Linear(Policy, kind="linear"):
         W, w_noise = members.block(0)
         b, b_delta = members.block(1) if self.bias else (None, None)
         assert b_delta is None or isinstance(b_delta, Tensor)  # a bias is a dense block
-        if isinstance(w_noise, tuple):
-            return batched.linear_low_rank(obs, W, b, w_noise[0], w_noise[1], b_delta)
-        bias = None if b is None or b_delta is None else b + b_delta
-        return batched.linear(obs, W + w_noise.view(-1, *W.shape), bias)
+        return batched.linear_members(obs, W, b, w_noise, b_delta)
 
     def init_params(self, generator: torch.Generator | None = None, device=None) -> Tensor:
         """Zeros: [D]. ``generator`` is unused (accepted so every policy is initialized alike)."""

@@ -91,10 +91,7 @@ class MLP(Policy, kind="mlp"):
             W, w_noise = members.block(2 * i)
             b, b_delta = members.block(2 * i + 1)
             assert isinstance(b_delta, Tensor)  # biases are dense blocks
-            if isinstance(w_noise, tuple):
-                x = batched.linear_low_rank(x, W, b, w_noise[0], w_noise[1], b_delta)
-            else:
-                x = batched.linear(x, W + w_noise.view(-1, *W.shape), b + b_delta)
+            x = batched.linear_members(x, W, b, w_noise, b_delta)
             if i < last:
                 x = self._act(x)
         return x
