@@ -38,7 +38,9 @@ games differ while the score distributions agree.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -47,13 +49,49 @@ import torch
 from neuroevo.envs.base import Device, EpisodeState, Seed, VectorEnv, as_mask
 from neuroevo.seeding import derive_seed
 
-#: the preprocessing settings both the atari backend and its gymnasium reference take
-ATARI_SETTINGS = ("noop_max", "frame_skip", "frame_stack", "screen_size", "sticky_actions", "clip_rewards",
-                  "fire_reset", "full_action_space")
 #: ale-py's and gymnasium's cap: 108,000 frames
 DEFAULT_MAX_FRAMES = 108_000
 #: ale-py seeds are 32-bit signed ints
 _ALE_SEED_LIMIT = 2**31
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """The preprocessing settings the atari backend and its gymnasium reference share, with the papers' values as
+    defaults (the module's docstring says why each): ``make_env`` keyword arguments, a card's ``[env.kwargs]``."""
+
+    noop_max: int = 30
+    frame_skip: int = 4
+    frame_stack: int = 4
+    screen_size: int = 84
+    sticky_actions: float = 0.0
+    clip_rewards: bool = False
+    fire_reset: bool = False
+    full_action_space: bool = False
+
+    def check(self, env_id: str) -> Preprocessing:
+        """These settings, after a one-line ``ValueError`` naming ``env_id`` and the bad value, if any is."""
+        for name, low in (("noop_max", 0), ("frame_skip", 1), ("frame_stack", 1), ("screen_size", 8)):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"{env_id}: {name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 <= self.sticky_actions <= 1.0:
+            raise ValueError(f"{env_id}: sticky_actions must be a probability in [0, 1], got {self.sticky_actions}")
+        return self
+
+    @property
+    def default_max_steps(self) -> int:
+        """The time limit without one given: ale-py's and gymnasium's 108,000 frames, in agent steps."""
+        return DEFAULT_MAX_FRAMES // int(self.frame_skip)
+
+
+#: the names of the :class:`Preprocessing` settings (what the gymnasium backend takes out of an ALE id's kwargs)
+ATARI_SETTINGS = tuple(f.name for f in dataclasses.fields(Preprocessing))
+
+
+def take_preprocessing(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`Preprocessing` settings among ``kwargs`` (env arguments), removed from it."""
+    return {name: kwargs.pop(name) for name in ATARI_SETTINGS if name in kwargs}
 
 
 def ale_available() -> bool:
@@ -100,9 +138,8 @@ class AtariVectorEnv(VectorEnv):
         device: where the returned tensors live (the emulators run on the CPU).
         num_threads: emulator threads (None: the cores available).
         max_episode_steps: the time limit in agent steps (None: 108,000 frames / ``frame_skip``).
-        noop_max, frame_skip, frame_stack, screen_size, sticky_actions, clip_rewards, fire_reset: the
-            preprocessing (see the module's docstring for each default and why).
-        full_action_space: all 18 actions instead of the game's minimal set.
+        settings: the :class:`Preprocessing` (noop_max, frame_skip, frame_stack, screen_size, sticky_actions,
+            clip_rewards, fire_reset, full_action_space: all 18 actions instead of the game's minimal set).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
@@ -114,33 +151,20 @@ class AtariVectorEnv(VectorEnv):
         device: Device = None,
         num_threads: int | None = None,
         max_episode_steps: int | None = None,
-        *,
-        noop_max: int = 30,
-        frame_skip: int = 4,
-        frame_stack: int = 4,
-        screen_size: int = 84,
-        sticky_actions: float = 0.0,
-        clip_rewards: bool = False,
-        fire_reset: bool = False,
-        full_action_space: bool = False,
+        **settings: Any,
     ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
-        for name, value, low in (("noop_max", noop_max, 0), ("frame_skip", frame_skip, 1),
-                                 ("frame_stack", frame_stack, 1), ("screen_size", screen_size, 8)):
-            if not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{env_id}: {name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 <= sticky_actions <= 1.0:
-            raise ValueError(f"{env_id}: sticky_actions must be a probability in [0, 1], got {sticky_actions}")
+        pre = Preprocessing(**settings).check(env_id)
         from ale_py.vector_env import AtariVectorEnv as ALEVectorEnv
 
         game = game_of(env_id)
         self.spec_id = env_id
         self.num_envs = int(num_envs)
         self.device = torch.device(device if device is not None else "cpu")
-        self.frame_skip = int(frame_skip)
+        self.frame_skip = int(pre.frame_skip)
         if max_episode_steps is None:
-            max_episode_steps = DEFAULT_MAX_FRAMES // self.frame_skip
+            max_episode_steps = pre.default_max_steps
         self.max_episode_steps = int(max_episode_steps)
         threads = num_threads if num_threads is not None else len(_cores())
         self.physics_threads = int(threads)
@@ -149,19 +173,19 @@ class AtariVectorEnv(VectorEnv):
             self.num_envs,
             num_threads=int(threads),
             # ale-py's own cap stays above ours (no-ops included), so episodes end by our time limit
-            max_num_frames_per_episode=(self.max_episode_steps + 1) * self.frame_skip + noop_max + 1,
-            repeat_action_probability=float(sticky_actions),
-            full_action_space=full_action_space,
-            img_height=int(screen_size),
-            img_width=int(screen_size),
+            max_num_frames_per_episode=(self.max_episode_steps + 1) * self.frame_skip + pre.noop_max + 1,
+            repeat_action_probability=float(pre.sticky_actions),
+            full_action_space=pre.full_action_space,
+            img_height=int(pre.screen_size),
+            img_width=int(pre.screen_size),
             grayscale=True,
-            stack_num=int(frame_stack),
+            stack_num=int(pre.frame_stack),
             frameskip=self.frame_skip,
             maxpool=True,
-            noop_max=int(noop_max),
+            noop_max=int(pre.noop_max),
             episodic_life=False,
-            reward_clipping=bool(clip_rewards),
-            use_fire_reset=bool(fire_reset),
+            reward_clipping=bool(pre.clip_rewards),
+            use_fire_reset=bool(pre.fire_reset),
             autoreset_mode="NextStep",
         )
         self._init_spaces(self.ale.single_observation_space, self.ale.single_action_space)
@@ -211,36 +235,26 @@ def _cores() -> set[int]:
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
-def gymnasium_reference(
-    env_id: str,
-    *,
-    noop_max: int = 30,
-    frame_skip: int = 4,
-    frame_stack: int = 4,
-    screen_size: int = 84,
-    sticky_actions: float = 0.0,
-    clip_rewards: bool = False,
-    fire_reset: bool = False,
-    full_action_space: bool = False,
-) -> tuple[dict, list]:
+def gymnasium_reference(env_id: str, **settings: Any) -> tuple[dict, list]:
     """The same preprocessing on gymnasium's own ``ALE/...`` env, as ``gym.make_vec`` arguments and wrappers:
     the reference a policy trained on the atari backend is evaluated on (``neuroevo eval --backend gymnasium``)."""
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TransformReward
 
     game_of(env_id)
-    if fire_reset:
+    pre = Preprocessing(**settings).check(env_id)
+    if pre.fire_reset:
         raise ValueError(f"{env_id}: fire_reset has no gymnasium wrapper; evaluate with fire_reset = false")
     if importlib.util.find_spec("cv2") is None:
         raise ImportError("gymnasium's AtariPreprocessing needs OpenCV: pip install 'neuroevo[atari]'")
 
     def preprocess(env: gym.Env) -> gym.Env:
-        env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size,
+        env = AtariPreprocessing(env, noop_max=pre.noop_max, frame_skip=pre.frame_skip, screen_size=pre.screen_size,
                                  grayscale_obs=True, terminal_on_life_loss=False, scale_obs=False)
-        if clip_rewards:
+        if pre.clip_rewards:
             env = TransformReward(env, lambda r: float(np.sign(float(r))))
         # ale-py pads a new game's stack with blank frames
-        return FrameStackObservation(env, frame_stack, padding_type="zero")
+        return FrameStackObservation(env, pre.frame_stack, padding_type="zero")
 
-    make_kwargs = {"frameskip": 1, "repeat_action_probability": float(sticky_actions),
-                   "full_action_space": full_action_space}
+    make_kwargs = {"frameskip": 1, "repeat_action_probability": float(pre.sticky_actions),
+                   "full_action_space": pre.full_action_space}
     return make_kwargs, [preprocess]

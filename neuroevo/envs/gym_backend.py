@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from neuroevo.envs.atari import ATARI_SETTINGS, DEFAULT_MAX_FRAMES, gymnasium_reference, is_atari
+from neuroevo.envs.atari import Preprocessing, gymnasium_reference, is_atari, take_preprocessing
 from neuroevo.envs.base import EpisodeState, VectorEnv, as_mask, seeds_tensor
 
 
@@ -31,10 +31,10 @@ def make_gymnasium_env(env_id: str, *, entry_point: str | None = None, max_episo
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = int(max_episode_steps)
             return gym.make(env_id, **kwargs)
-        atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}
+        atari = take_preprocessing(kwargs)
         made, (preprocess,) = gymnasium_reference(env_id, **atari)
         env = preprocess(gym.make(env_id, **made, **kwargs))
-        steps = max_episode_steps or DEFAULT_MAX_FRAMES // atari.get("frame_skip", 4)
+        steps = max_episode_steps or Preprocessing(**atari).default_max_steps
         return gym.wrappers.TimeLimit(env, max_episode_steps=int(steps))
     except gym.error.Error as err:
         raise ValueError(f"cannot make {env_id!r}: {err}") from None
@@ -79,7 +79,7 @@ class GymVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         wrappers, atari = None, {}
         if is_atari(env_id):  # the atari backend's preprocessing, as gymnasium's wrappers; the time limit in agent
-            atari = {k: kwargs.pop(k) for k in list(kwargs) if k in ATARI_SETTINGS}  # steps is EpisodeState's
+            atari = take_preprocessing(kwargs)  # steps is EpisodeState's
             made, wrappers = gymnasium_reference(env_id, **atari)
             kwargs.update(made)
         elif max_episode_steps is not None:
@@ -94,7 +94,7 @@ class GymVectorEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.device = torch.device(device if device is not None else "cpu")
         if max_episode_steps is None and wrappers is not None:  # ale-py's cap of 108,000 frames, in agent steps
-            max_episode_steps = DEFAULT_MAX_FRAMES // atari.get("frame_skip", 4)
+            max_episode_steps = Preprocessing(**atari).default_max_steps
         elif max_episode_steps is None:
             max_episode_steps = gym.spec(env_id).max_episode_steps
         self.max_episode_steps = max_episode_steps
