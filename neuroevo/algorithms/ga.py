@@ -165,7 +165,7 @@ class GA(NoiseTableOptimizer):
         offsets = self.noise.sample_offsets(n_children, self.num_params, self.generator)
         # Bases: the elites, carried unmutated (sign 0), the parents the children mutate, then the candidates
         # (validation copies, unmutated; none under the re-evaluation rule)
-        copies = c.num_elites * c.elite_episodes if c.elite_episodes else 0
+        copies = self.popsize - c.popsize
         candidate_index = torch.arange(copies) // max(c.elite_episodes, 1) % len(self.candidates)
         bases = [self.elite_params, self.parent_params] + ([self.candidate_params] if copies else [])
         lineages = [self.elites, self.parents] + ([self.candidates] if copies else [])
@@ -177,8 +177,9 @@ class GA(NoiseTableOptimizer):
             torch.cat([unmutated, offsets, torch.zeros(copies, dtype=torch.int64)]),
             torch.cat([unmutated, torch.ones(n_children, dtype=torch.int64), torch.zeros(copies, dtype=torch.int64)]),
         )
-        self._asked = (population, Lineages(torch.cat([x.offsets for x in _padded(lineages)]),
-                                            torch.cat([x.sigmas for x in _padded(lineages)])))
+        padded = _padded(lineages)
+        self._asked = (population, Lineages(torch.cat([x.offsets for x in padded]),
+                                            torch.cat([x.sigmas for x in padded])))
         return population
 
     def _tell(self, params, fitness):
