@@ -118,5 +118,5 @@ def test_the_first_run_of_scripts_train_sh_solves_cartpole_for_gymnasium(tmp_pat
     argv[argv.index("--out") + 1] = str(tmp_path / "first")
     assert main([*argv, "--quiet"]) == 0
     rows = [json.loads(row) for row in (tmp_path / "first" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["eval/return_mean"] == 500.0 and len(rows) <= 6  # solved in a few generations (seed 0: 4)
+    assert rows[-1]["eval/return_mean"] == 500.0 and len(rows) <= 6  # solved in a few generations (seed 0: 3)
     assert evaluate_checkpoint(tmp_path / "first", episodes=100)["mean"] >= 475.0
