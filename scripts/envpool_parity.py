@@ -139,8 +139,8 @@ def main() -> None:
                             "seeds": seeds, "episodes": args.episodes}
         path.write_text(json.dumps(results, indent=1) + "\n")
         print(task, "done", flush=True)
-    print(f"\n{'task':26} {'first step over 1e-7':>22} {'(gymnasium nudged)':>20} {'return gap':>11} "
-          f"{'random return: gymnasium':>26} {'envpool':>16}")
+    print(f"\n{'task':26} {'first step over 1e-7':>21} {'(gymnasium nudged)':>19} {'return gap':>10} "
+          f"{'random return: gymnasium':>25} {'envpool':>16} {'lengths':>13}")
     for task, res in results.items():
         if task.startswith("_"):
             continue
@@ -150,8 +150,14 @@ def main() -> None:
                           for r in res["gymnasium_nudged_1e-15"])
         gap = max(abs(r["return_other"] - r["return_gymnasium"]) for r in res["envpool"])
         g, e = res["random_actions"]["gymnasium"], res["random_actions"]["envpool"]
-        print(f"{task:26} {firsts:>22} {nudged:>20} {gap:>11.3g} "
-              f"{g['return_mean']:>17.2f} ± {g['return_se']:<6.2f} {e['return_mean']:>8.2f} ± {e['return_se']:<6.2f}")
+        print(f"{task:26} {firsts:>21} {nudged:>19} {gap:>10.3g} "
+              f"{g['return_mean']:>16.2f} ± {g['return_se']:<6.2f} {e['return_mean']:>8.2f} ± {e['return_se']:<6.2f} "
+              f"{g['length_mean']:>6.1f}/{e['length_mean']:<6.1f}")
+    print("\nfirst step over 1e-7: per seed, EnvPool against gymnasium from the noiseless start (-: whole episode "
+          "within); gymnasium nudged: gymnasium against itself with the start qvel + 1e-15; return gap: the "
+          "largest |return difference| of those episodes; random return: mean ± standard error over "
+          f"{results['_meta']['episodes']} random-action episodes from each library's own start states; "
+          "lengths: their mean lengths, gymnasium/EnvPool")
 
 
 if __name__ == "__main__":
