@@ -7,9 +7,11 @@ MuJoCo locomotion tasks (gymnasium's -v5 envs on neuroevo's mujoco backend), sev
 
 Each run uses its task card (envs/<task>.toml: the paper's step size, directions, top directions, noise
 and reward shift) and stops at the card's threshold or after ``--budget`` times the paper's median
-number of episodes. Writes, per task, ``<task>.json`` (evaluated return of the center against training
-episodes and env steps, per seed, and the episodes each seed needed to reach the threshold) and one
-``ars_mujoco.png`` with a panel per task measured in ``--out`` (each seed's curve against episodes).
+number of episodes; ``--set KEY=VALUE`` changes a card setting for every run. Seeds already in ``--out`` from
+the same settings are kept, so a killed invocation resumes at its next seed. Writes, per task,
+``<task>.json`` (evaluated return of the center against training episodes and env steps, per seed, and the
+episodes each seed needed to reach the threshold) and one ``ars_mujoco.png`` with a panel per task measured in
+``--out`` (each seed's curve against episodes).
 """
 
 from __future__ import annotations
@@ -78,6 +80,17 @@ def summarize(card, task: str, runs: list[dict], settings: list[str] | None = No
     }
 
 
+def finished_runs(path: Path, settings: list[str], card) -> list[dict]:
+    """The seeds an earlier invocation finished in ``path``, when it ran the same settings and ARS config (a
+    changed card or ``--set`` starts afresh)."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    same = (earlier.get("settings", []) == settings and earlier.get("normalize_obs", True) == card.policy.normalize_obs
+            and earlier["hyperparameters"]["ars"] == vars(card.ars))
+    return earlier["runs"] if same else []
+
+
 def median_episodes(runs: list[dict]) -> float | None:
     """Median over all seeds of the episodes to the threshold, a seed that never reached it counting
     as infinitely many (as the paper's medians do); None when that median is not reached."""
@@ -127,9 +140,11 @@ def main() -> None:
         if task not in PAPER_MEDIAN_EPISODES:
             raise SystemExit(f"no paper figures for {task}; choose from {', '.join(PAPER_MEDIAN_EPISODES)}")
         card = with_settings(task, settings)
-        runs = []
+        runs = finished_runs(out / f"{task}.json", args.set, card)
         with tempfile.TemporaryDirectory() as tmp:
             for seed in (int(s) for s in args.seeds.split(",")):
+                if any(r["seed"] == seed for r in runs):  # resumed: finished by an earlier invocation
+                    continue
                 runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed), settings))
                 print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
                 # written after every seed: a killed run keeps the seeds it finished
