@@ -150,6 +150,9 @@ def main() -> None:
                 # written after every seed: a killed run keeps the seeds it finished
                 results[task] = summarize(card, task, runs, args.set)
                 (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
+        runs.sort(key=lambda r: r["seed"])
+        results[task] = summarize(card, task, runs, args.set)  # also when every seed was resumed
+        (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
     # one figure for every task measured so far in --out, this invocation's and earlier ones'
     measured = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
     plot({task: measured[task] for task in PAPER_MEDIAN_EPISODES if task in measured}, out / "ars_mujoco.png")
