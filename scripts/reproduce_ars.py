@@ -7,9 +7,11 @@ MuJoCo locomotion tasks (gymnasium's -v5 envs on neuroevo's mujoco backend), sev
 
 Each run uses its task card (envs/<task>.toml: the paper's step size, directions, top directions, noise
 and reward shift) and stops at the card's threshold or after ``--budget`` times the paper's median
-number of episodes. Writes, per task, ``<task>.json`` (evaluated return of the center against training
-episodes and env steps, per seed, and the episodes each seed needed to reach the threshold) and one
-``ars_mujoco.png`` with a panel per task measured in ``--out`` (each seed's curve against episodes).
+number of episodes; ``--set KEY=VALUE`` changes a card setting for every run. Seeds already in ``--out`` from
+the same settings are kept, so a killed invocation resumes at its next seed. Writes, per task,
+``<task>.json`` (evaluated return of the center against training episodes and env steps, per seed, and the
+episodes each seed needed to reach the threshold) and one ``ars_mujoco.png`` with a panel per task measured in
+``--out`` (each seed's curve against episodes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from neuroevo import Trainer, resolve_config
+from neuroevo.config import config_from_dict, parse_override
 
 # Mania et al. (2018), Table 1: median episodes of ARS V2-t to reach the threshold on the -v1 envs.
 PAPER_MEDIAN_EPISODES = {
@@ -34,14 +37,24 @@ PAPER_MEDIAN_EPISODES = {
 }
 
 
-def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: Path) -> dict:
-    """One ARS V2-t run; the evaluated return of the center against training episodes and env steps."""
+def with_settings(task: str, settings: list[dict]):
+    """The task card's config with ``settings`` (parsed ``--set`` overrides) applied in order."""
     card = resolve_config(task)
+    for setting in settings:
+        card = config_from_dict(setting, card)
+    return card
+
+
+def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: Path,
+             settings: list[dict] | None = None) -> dict:
+    """One ARS run with the card's settings (and ``settings``, parsed ``--set`` overrides); the evaluated return
+    of the center against training episodes and env steps."""
+    card = with_settings(task, settings or [])
     popsize = card.ars.popsize * card.env.episodes
     generations = max(1, round(budget * PAPER_MEDIAN_EPISODES[task] / popsize))
     overrides = {"run": {"algo": "ars", "seed": seed, "device": "cpu", "generations": generations},
                  "env": {"num_threads": threads}}
-    trainer = Trainer(resolve_config(task, overrides), run_dir)
+    trainer = Trainer(config_from_dict(overrides, card), run_dir)
     result = trainer.run()
     curve = [
         {"episodes": row["episodes"], "env_steps": row["env_steps"], "return": row["eval/return_mean"]}
@@ -53,9 +66,11 @@ def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: 
             "final_return": result.final_eval_return, "best_return": result.best_eval_return}
 
 
-def summarize(card, task: str, runs: list[dict]) -> dict:
+def summarize(card, task: str, runs: list[dict], settings: list[str] | None = None) -> dict:
     reached = [r["episodes_to_threshold"] for r in runs if r["episodes_to_threshold"] is not None]
     return {
+        "settings": settings or [],
+        "normalize_obs": card.policy.normalize_obs,
         "threshold": card.env.threshold,
         "paper_median_episodes": PAPER_MEDIAN_EPISODES[task],
         "seeds_reaching_threshold": len(reached),
@@ -63,6 +78,17 @@ def summarize(card, task: str, runs: list[dict]) -> dict:
         "hyperparameters": {"ars": vars(card.ars), "reward_shift": card.env.reward_shift},
         "runs": runs,
     }
+
+
+def finished_runs(path: Path, settings: list[str], card) -> list[dict]:
+    """The seeds an earlier invocation finished in ``path``, when it ran the same settings and ARS config (a
+    changed card or ``--set`` starts afresh)."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    same = (earlier.get("settings", []) == settings and earlier.get("normalize_obs", True) == card.policy.normalize_obs
+            and earlier["hyperparameters"]["ars"] == vars(card.ars))
+    return earlier["runs"] if same else []
 
 
 def median_episodes(runs: list[dict]) -> float | None:
@@ -102,22 +128,31 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0, help="episode budget, in paper medians")
     parser.add_argument("--threads", type=int, default=None, help="physics threads (default: all cores)")
     parser.add_argument("--out", default="results/ars_mujoco")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the task cards for every run, as neuroevo train --set (e.g. "
+                             "policy.normalize_obs=false); the JSON records them")
     args = parser.parse_args()
+    settings = [parse_override(text) for text in args.set]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for task in args.tasks.split(","):
         if task not in PAPER_MEDIAN_EPISODES:
             raise SystemExit(f"no paper figures for {task}; choose from {', '.join(PAPER_MEDIAN_EPISODES)}")
-        card = resolve_config(task)
-        runs = []
+        card = with_settings(task, settings)
+        runs = finished_runs(out / f"{task}.json", args.set, card)
         with tempfile.TemporaryDirectory() as tmp:
             for seed in (int(s) for s in args.seeds.split(",")):
-                runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed)))
+                if any(r["seed"] == seed for r in runs):  # resumed: finished by an earlier invocation
+                    continue
+                runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed), settings))
                 print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
                 # written after every seed: a killed run keeps the seeds it finished
-                results[task] = summarize(card, task, runs)
+                results[task] = summarize(card, task, runs, args.set)
                 (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
+        runs.sort(key=lambda r: r["seed"])
+        results[task] = summarize(card, task, runs, args.set)  # also when every seed was resumed
+        (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
     # one figure for every task measured so far in --out, this invocation's and earlier ones'
     measured = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
     plot({task: measured[task] for task in PAPER_MEDIAN_EPISODES if task in measured}, out / "ars_mujoco.png")
