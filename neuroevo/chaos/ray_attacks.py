@@ -83,7 +83,7 @@ def _worker_kills(settings: Settings) -> Outcome:
     # --quick: one worker lost in generation 2, its shard in flight
     # full: 2 workers, both killed in two consecutive generations (a run that once ended "every Ray worker is
     # lost"), then random moments on 2, 3 and 4 workers
-    plan = ([(2, 3, {(2, 1): 1})] if settings.quick else
+    plan = ([(2, 2, {(2, 1): 1})] if settings.quick else
             [(2, 4, {(2, 1): 2, (3, 1): 2})] + [(w, 12, _moments(settings, w, 12, 5)) for w in (2, 3, 4)])
     outcome = Outcome("Ray workers SIGKILLed at random (in flight, several at once), 2-4 workers",
                       command="neuroevo.chaos.ray_attacks: Trainer(workers=W) with workers SIGKILLed vs workers=0")
