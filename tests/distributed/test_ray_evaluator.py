@@ -129,6 +129,35 @@ def test_workers_killed_while_their_shards_run_are_replaced_with_the_same_fitnes
     assert evaluator.workers + len(evaluator._starting) == 2  # the second replacement may be starting still
 
 
+def test_a_shard_in_flight_on_every_worker_that_died_ends_the_generation_by_name():
+    """Replacements are unlimited, so a shard that crashes whoever runs it must not start them forever: once it
+    was in flight on SHARD_LOSSES workers that died in one generation, WorkersLost names its members."""
+    from neuroevo.distributed import evaluator as module
+
+    class DeadRay:  # every result is a dead worker's
+        exceptions = ray.exceptions
+
+        def get(self, ref):
+            raise ray.exceptions.ActorDiedError()
+
+        def kill(self, handle, no_restart=True):
+            pass
+
+    ev = RayEvaluator.__new__(RayEvaluator)
+    ev.ray, ev.replace_lost, ev._workers, started = DeadRay(), True, {}, []
+    ev._start_worker = lambda: started.append(1)
+    generation = module._Generation(None, None, None, None, [(0, 3), (3, 6)], 1)
+    for n in range(module.SHARD_LOSSES):
+        worker = module._Worker(handle=None, id=n)
+        ev._workers[n] = worker
+        if n < module.SHARD_LOSSES - 1:
+            assert ev._collect("ref", module._Task(1, worker, 0, False), generation) is None  # run again
+    with pytest.raises(WorkersLost, match=r"^5 Ray workers died in this generation while evaluating members 3 to 5 "
+                       r"\(the last: ActorDiedError: The actor died"):
+        ev._collect("ref", module._Task(1, worker, 0, False), generation)
+    assert len(started) == module.SHARD_LOSSES and generation.lost == module.SHARD_LOSSES
+
+
 def test_when_every_worker_is_lost_evaluate_raises_workers_lost(cluster):
     with RayEvaluator(POLICY, EnvFactory(ENV, device="cpu"), 1, cpus_per_worker=0.5, replace_lost=False) as ev:
         population = _optimizer("es").ask_population()
