@@ -104,7 +104,7 @@ def test_workers_killed_while_their_shards_run_are_replaced_with_the_same_fitnes
     started".)"""
     opt = _optimizer("es")
     population = opt.ask_population()
-    local = _local(POLICY, materialize(population, opt.noise), None, seed=3, max_steps=200)
+    local = _local(POLICY, materialize(population, opt.noise), None, seed=3)
     submit, killed = evaluator._submit, []
 
     def submit_then_kill(generation, worker, index):
@@ -115,7 +115,7 @@ def test_workers_killed_while_their_shards_run_are_replaced_with_the_same_fitnes
         return ref
 
     monkeypatch.setattr(evaluator, "_submit", submit_then_kill)
-    dist = evaluator.evaluate(population, EvalSettings(EPISODES, 200, seed=3, collect_obs_stats=True), opt)
+    dist = evaluator.evaluate(population, EvalSettings(EPISODES, MAX_STEPS, seed=3, collect_obs_stats=True), opt)
     _assert_same(local, dist)
     assert len(killed) == 4 and evaluator.last_metrics["dist/workers_lost"] == 4
     assert evaluator.last_metrics["dist/retried_shards"] >= 4
