@@ -1,11 +1,12 @@
 """The chaos suite: attacks on neuroevo's promises, each run many times, with counts.
 
-Six attacks (``neuroevo.chaos.ATTACKS``), one module each: ``kills`` (SIGKILL at random moments and inside
+Seven attacks (``neuroevo.chaos.ATTACKS``), one module each: ``kills`` (SIGKILL at random moments and inside
 checkpoint writes; every ``--resume`` starts and ends bit for bit on the uninterrupted run), ``ray`` (workers
 killed during a run, the Ray head killed), ``files`` (truncated, corrupt, empty, wrong-task, older-format,
 hostile and incomplete checkpoints and policy files; a full disk during a checkpoint write), ``config`` (fuzzed
 task cards and ``--set`` values), ``dynamics`` (NaN/inf policies, envs returning NaN or raising mid-episode),
-``soak`` (a long run with its memory, open files and checkpoint size sampled).
+``soak`` (a long run with its memory, open files and checkpoint size sampled), ``ray-soak`` (a Ray run of an
+hour whose workers are SIGKILLed every minute or two, in lockstep with the local run, sampled the same way).
 
 Each attack returns an :class:`Outcome`: how many times it was tried, how many survived, and what failed.
 ``scripts/chaos.py`` runs them (``--quick``: small counts, what the tests run) and writes
@@ -63,6 +64,9 @@ class Settings:
     rng: random.Random
     log: Callable[[str], None] = print
     soak_generations: int = 20_000
+    ray_soak_minutes: float = 60.0
+    out: Path | None = None
+    """where the results go (``--out``): an attack that samples as it goes writes its samples there"""
 
 
 @contextlib.contextmanager
@@ -84,7 +88,9 @@ def tmpfs(path: Path, size_kb: int) -> Iterator[bool]:
 
 #: attack name -> the module of neuroevo.chaos whose ``attack(settings)`` runs it
 ATTACKS = {"kills": "kills", "ray": "ray_attacks", "files": "files", "config": "config_fuzz",
-           "dynamics": "dynamics", "soak": "soak"}
+           "dynamics": "dynamics", "soak": "soak", "ray-soak": "ray_soak"}
+#: the attacks that start Ray (tests run them beside a shared Ray instance)
+RAY_ATTACKS = ("ray", "ray-soak")
 
 
 def _attack(name: str) -> Callable[[Settings], list[Outcome]]:
@@ -103,7 +109,7 @@ def run(names: list[str], settings: Settings, out: Path | None = None) -> list[O
         (settings.work / name).mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # the attacks provoke warnings on purpose; their outcomes say what counts
             warnings.simplefilter("ignore")
-            results = attack(dataclasses.replace(settings, work=settings.work / name))
+            results = attack(dataclasses.replace(settings, work=settings.work / name, out=out))
         for outcome in results:
             outcome.seconds = round(time.perf_counter() - start, 1)
             settings.log(f"{outcome.attack}: {outcome.survived}/{outcome.tried} survived"
@@ -137,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write <attack>.json and summary.md here (e.g. results/chaos)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--soak-generations", type=int, default=20_000, help="generations of the soak run")
+    parser.add_argument("--ray-soak-minutes", type=float, default=60.0, help="wall time of the Ray soak run")
     args = parser.parse_args(argv)
-    settings = Settings(Path(args.work), args.quick, random.Random(args.seed), soak_generations=args.soak_generations)
+    settings = Settings(Path(args.work), args.quick, random.Random(args.seed), soak_generations=args.soak_generations,
+                        ray_soak_minutes=args.ray_soak_minutes)
     outcomes = run(args.attacks, settings, Path(args.out) if args.out else None)
     failed = [o for o in outcomes if o.failures]
     for o in failed:

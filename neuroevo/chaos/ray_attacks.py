@@ -1,12 +1,14 @@
-"""Attack 2: Ray. Workers killed at random during runs on 2 to 4 workers (one right after its shard was sent, so
-with that shard in flight; sometimes several at once): the run must finish with the trajectory of the local
-(``workers=0``) run, bit for bit. The Ray head killed under a ``neuroevo train --workers 2`` run (its GCS server
-process, as when the head node is lost): a one-line error with the checkpoint and the resume command, and
-``--resume`` ends where an uninterrupted run ends (every metric but wall times and the ``dist/`` transport counters,
-which count the new workers' first synchronization)."""
+"""Attack 2: Ray. Workers killed at random during runs on 2 to 4 workers, each by a SIGKILL to its process from
+outside Ray (:func:`sigkill`; the one right after its shard was sent, so with that shard in flight; sometimes
+several at once, up to all of them; in the 2-worker run both workers in two consecutive generations): the run must
+finish with the trajectory of the local (``workers=0``) run, bit for bit. The Ray head killed under a
+``neuroevo train --workers 2`` run (its GCS server process, as when the head node is lost): a one-line error with
+the checkpoint and the resume command, and ``--resume`` ends where an uninterrupted run ends (every metric but wall
+times and the ``dist/`` transport counters, which count the new workers' first synchronization)."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import shutil
@@ -28,16 +30,26 @@ from neuroevo.faults import (
 )
 
 
-def _config(generations: int) -> Any:
+def _config(generations: int, **run: Any) -> Any:
     from neuroevo.config import resolve_config
 
     return resolve_config("CartPole-v1", {
         "run": {"algo": "es", "seed": 4, "generations": generations, "target": None, "eval_episodes": 2,
-                "device": "cpu", "shard_size": 2},
+                "device": "cpu", "shard_size": 2, **run},
         "env": {"max_steps": 60},
         "policy": {"kind": "linear", "normalize_obs": True},
         "es": {"popsize": 16},
     })
+
+
+def sigkill(worker: Any) -> bool:
+    """Kill a Ray worker of a :class:`~neuroevo.distributed.RayEvaluator` as a crash or the kernel's OOM killer
+    would: SIGKILL to its process (the pid its ``ready()`` answered), from outside Ray. False if it was gone."""
+    try:
+        os.kill(int(worker.where["pid"]), signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _trajectory(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -51,61 +63,74 @@ def attack(settings: Settings) -> list[Outcome]:
     return outcomes
 
 
+def _moments(settings: Settings, workers: int, generations: int, kills: int) -> dict[tuple[int, int], int]:
+    """(generation, n-th submission in it) -> how many workers die there: a random generation after the first
+    (whose replicas are synchronized first) and a random submission in it; half of them take one worker, the
+    others 2 to all of them at once."""
+    shards = 16 // 2  # popsize / shard_size
+    slots = [(g, n) for g in range(2, generations + 1) for n in range(1, shards + 1)]
+    return {slot: 1 if settings.rng.random() < 0.5 else settings.rng.randint(2, workers)
+            for slot in settings.rng.sample(slots, kills)}
+
+
 def _worker_kills(settings: Settings) -> Outcome:
     import ray
 
     from neuroevo.distributed import connect
     from neuroevo.trainer import Trainer
 
-    # (workers, generations, kill moments: one or two workers each)
-    # --quick: one worker lost, its shard in flight
-    plan = [(2, 2, 1)] if settings.quick else [(2, 12, 5), (3, 12, 5), (4, 12, 5)]
-    outcome = Outcome("Ray workers killed at random (in flight, several at once), 2-4 workers",
-                      command="neuroevo.chaos.ray_attacks: Trainer(workers=W) with workers killed vs workers=0")
+    # (workers, generations, kill moments: (generation, n-th submission in it) -> workers killed there)
+    # --quick: one worker lost in generation 2, its shard in flight
+    # full: 2 workers, both killed in two consecutive generations (a run that once ended "every Ray worker is
+    # lost"), then random moments on 2, 3 and 4 workers
+    plan = ([(2, 2, {(2, 1): 1})] if settings.quick else
+            [(2, 4, {(2, 1): 2, (3, 1): 2})] + [(w, 12, _moments(settings, w, 12, 5)) for w in (2, 3, 4)])
+    outcome = Outcome("Ray workers SIGKILLed at random (in flight, several at once), 2-4 workers",
+                      command="neuroevo.chaos.ray_attacks: Trainer(workers=W) with workers SIGKILLed vs workers=0")
     started = connect(num_cpus=max(w for w, _, _ in plan))
     try:
-        for workers, generations, kills in plan:
+        for run, (workers, generations, moments) in enumerate(plan):
             local = Trainer(_config(generations)).run()
             trainer = Trainer(_config(generations), workers=workers)
             evaluator: Any = trainer.evaluator
-            submit, counter = evaluator._submit, [0]
+            submit, submitted = evaluator._submit, collections.Counter[int]()
             killed: list[tuple[int, int, int]] = []
-            shards = 16 // 2  # popsize / shard_size
-            # the submissions after which a kill lands (the first generation's replicas are synced first)
-            moments = set(settings.rng.sample(range(shards, generations * shards), kills))
-            if settings.quick:  # one in each generation after the first
-                moments = {g * shards + 1 for g in range(1, kills + 1)}
+            dead: set[int] = set()  # ids of the workers killed (a dead one stays listed until its loss is seen)
 
             def submit_and_maybe_kill(generation, worker, index, evaluator=evaluator, submit=submit, killed=killed,
-                                      moments=moments, counter=counter):
+                                      moments=moments, submitted=submitted, dead=dead):
                 ref = submit(generation, worker, index)
-                counter[0] += 1
-                if counter[0] in moments:
-                    victims = [worker]  # its shard is in flight
-                    others = [w for w in evaluator._workers.values() if w is not worker]
-                    if others and not settings.quick and settings.rng.random() < 0.5:
-                        victims.append(settings.rng.choice(others))  # several at once
+                call = generation.spec.call
+                submitted[call] += 1
+                at_once = moments.get((call, submitted[call]), 0)
+                if at_once:
+                    others = [w for w in evaluator._workers.values() if w is not worker and w.id not in dead]
+                    victims = [worker, *settings.rng.sample(others, min(at_once - 1, len(others)))]  # the first's
+                    victims = [v for v in victims if v.id not in dead]  # shard is in flight
                     for victim in victims:
-                        ray.kill(victim.handle, no_restart=True)
-                        killed.append((generation.spec.call, index, len(victims)))
+                        if sigkill(victim):
+                            dead.add(victim.id)
+                            killed.append((call, index, len(victims)))
                 return ref
 
             evaluator._submit = submit_and_maybe_kill
+            name = f"{workers} workers" + (", both in two consecutive generations" if run == 0 and not settings.quick
+                                           else "")
             try:
                 result = trainer.run()
             except Exception as err:  # noqa: BLE001
                 for _ in range(max(len(killed), 1)):
-                    outcome.check(False, f"{workers} workers: the run stopped after {len(killed)} kills: {err}")
+                    outcome.check(False, f"{name}: the run stopped after {len(killed)} kills: {err}")
                 continue
             same = (_trajectory(result.history) == _trajectory(local.history)
                     and torch.equal(result.solution, local.solution))
             lost = int(sum(row.get("dist/workers_lost", 0) for row in result.history))
             for call, index, at_once in killed:
-                outcome.check(same, f"{workers} workers, kill in generation {call} (shard {index}, {at_once} at "
+                outcome.check(same, f"{name}, kill in generation {call} (shard {index}, {at_once} at "
                               "once): the trajectory differs from the local run")
-            outcome.details[f"{workers} workers"] = {"kills": len(killed), "workers_lost_logged": lost,
-                                                     "several_at_once": sum(1 for k in killed if k[2] > 1),
-                                                     "identical_to_local": same}
+            outcome.details[name] = {"kills": len(killed), "workers_lost_logged": lost,
+                                     "killed_several_at_once": sum(1 for k in killed if k[2] > 1),
+                                     "identical_to_local": same}
     finally:
         if started:
             ray.shutdown()

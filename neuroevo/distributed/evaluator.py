@@ -9,8 +9,10 @@ order: the result is the same for 1 or 100 workers, and each member's fitness is
 evaluation gives it (its parameters and its episode seeds, nothing else).
 
 A worker that dies (killed process, lost node) has its shard run again on the others, and a
-replacement is started; the generation completes with the same fitness values. When no worker is
-left, :class:`WorkersLost` is raised (the trainer then writes a checkpoint and stops).
+replacement is started, however many die and whenever; the generation completes with the same fitness
+values. When no worker is left and none starts, or one shard has taken :data:`SHARD_LOSSES` workers down
+with it in one generation (a member that crashes whoever runs it), :class:`WorkersLost` is raised (the
+trainer then writes a checkpoint and stops).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms import Optimizer, Population
+from neuroevo.checkpoint import first_line
 from neuroevo.distributed.cluster import connect, import_ray
 from neuroevo.distributed.worker import (
     GenerationSpec,
@@ -49,6 +52,9 @@ from neuroevo.rollout import EvalSettings, Evaluation
 
 #: generations of fitness the driver keeps to bring a worker's replica up to date without a Sync
 HISTORY = 8
+#: workers one shard may lose in one generation before the generation gives up: a shard that every worker dies
+#: on (a member whose episodes crash the process) must not start replacements forever
+SHARD_LOSSES = 5
 #: seconds between checks that the Ray head (its GCS server) still answers
 HEAD_CHECK_INTERVAL = 2.0
 #: failed checks in a row after which the head counts as lost (Ray itself aborts the driver, without a word of
@@ -69,7 +75,8 @@ def head_reachable(address: str, timeout: float = 1.0) -> bool:
 
 
 class WorkersLost(RuntimeError):
-    """Every Ray worker is gone (and none could be started): the generation cannot finish."""
+    """Every Ray worker is gone (and none could be started), or one shard took :data:`SHARD_LOSSES` workers
+    down with it: the generation cannot finish."""
 
 
 @dataclass
@@ -116,6 +123,8 @@ class _Generation:
     lost: int = 0
     syncs: int = 0
     round_trips: int = 0
+    shard_losses: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+    """shard index -> workers lost while it was in flight on them"""
 
 
 class RayEvaluator(Evaluator):
@@ -132,8 +141,9 @@ class RayEvaluator(Evaluator):
             its dashboard, on 127.0.0.1 too); ``"auto"`` or ``"HOST:PORT"`` joins a cluster.
         shard_size: members per shard (default ``ceil(P / 32)``).
         prefetch: shards queued on each worker at a time (2: the next one is there when one ends).
-        replace_lost: start a new worker for each one lost (at most ``workers`` per generation: a run loses any
-            number of workers over its life, but a generation whose replacements die too gives up).
+        replace_lost: start a new worker for each one lost, however many are lost and however close together
+            (a generation gives up only when one of its shards was in flight on :data:`SHARD_LOSSES` workers that
+            died: a shard that crashes whoever runs it).
         spread: place the workers across the cluster's nodes (Ray's ``SPREAD`` strategy), so that each node
             gets its share and a lost node takes as few of them as possible; False: Ray's default placement.
         start_timeout: seconds to wait for workers to start before giving up.
@@ -175,8 +185,6 @@ class RayEvaluator(Evaluator):
         self._ids = itertools.count()
         self._workers: dict[int, _Worker] = {}
         self._starting: dict[Any, _Worker] = {}  # ready() ref -> worker not yet started
-        self._size = workers
-        self._replacements_left = workers if replace_lost else 0
         self.on_head_lost: Callable[[str], str] | None = None
         """called (from the watchdog thread) with a one-line description when the Ray head is lost; returns the
         line to print before this process exits with HEAD_LOST_STATUS (the trainer writes its checkpoint here)"""
@@ -271,8 +279,6 @@ class RayEvaluator(Evaluator):
         is shipped (its bases once per worker), and params [P, D] go as rows with each shard.
         """
         popsize = len(population)
-        # a fresh allowance each generation: losses spread over a long run are all survived
-        self._replacements_left = self._size if self.replace_lost else 0
         settings = settings.fixed()
         settings.seeds(popsize)  # a seed tensor of the wrong shape fails here, not on every worker
         seed = settings.seed.detach().cpu().clone() if isinstance(settings.seed, torch.Tensor) else settings.seed
@@ -390,8 +396,16 @@ class RayEvaluator(Evaluator):
             payload: bytes = self.ray.get(ref)
         except exceptions.RayTaskError:
             raise  # an error in the evaluation itself: every worker would raise it again
-        except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError):
+        except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError,
+                exceptions.NodeDiedError) as err:
             generation.lost += self._lose(worker)
+            generation.shard_losses[task.index] += 1
+            if generation.shard_losses[task.index] >= SHARD_LOSSES:
+                start, stop = generation.shards[task.index]
+                raise WorkersLost(
+                    f"{SHARD_LOSSES} Ray workers died in this generation while evaluating members {start} to "
+                    f"{stop - 1} (the last: {first_line(err, limit=200)}); do they crash the process that runs them?"
+                ) from None
             return None
         worker.inflight -= 1
         generation.bytes_received += len(payload)
@@ -415,8 +429,7 @@ class RayEvaluator(Evaluator):
             self.ray.kill(worker.handle, no_restart=True)
         except Exception:  # already gone with its node
             pass
-        if self._replacements_left > 0:
-            self._replacements_left -= 1
+        if self.replace_lost:
             self._start_worker()
         return True
 

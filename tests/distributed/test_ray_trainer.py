@@ -84,9 +84,9 @@ def test_cli_train_with_workers(cluster, tmp_path, capsys):
 
 
 def test_quick_chaos_worker_kills_match_the_local_run(cluster, tmp_path):
-    """The chaos suite's Ray attack (--quick): a worker killed with its shard in flight; the trajectory is the local
-    run's. (The full attack, 19 workers killed over runs on 2 to 4 workers, found that replacements were capped at
-    `workers` over the evaluator's whole life; the allowance is now per generation.)"""
+    """The chaos suite's Ray attack (--quick): a worker SIGKILLed with its shard in flight; the trajectory is the
+    local run's. (The full attack found that replacements were capped at `workers` over the evaluator's whole life,
+    then per generation: test_ray_evaluator.py's kill test.)"""
     import random
 
     from neuroevo.chaos import Settings, ray_attacks
