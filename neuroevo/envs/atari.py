@@ -217,11 +217,18 @@ class AtariVectorEnv(VectorEnv):
         actions = torch.as_tensor(actions)
         self.check_actions(actions)
         frames, rewards, ended, cut, _ = self.ale.step(actions.detach().cpu().numpy().astype(np.int64))
+        # ale-py hands over a new frames buffer on every step: the games that had ended get their last frames
+        # back in it, row by row in numpy (one thread; see EpisodeState.step's obs_held)
+        frames = frames.reshape(self.num_envs, -1)
+        ended_before = ~self.episodes.running.numpy()
+        if ended_before.any():
+            frames[ended_before] = self.episodes.obs.numpy()[ended_before]
         obs, reward, terminated, truncated = self.episodes.step(
-            torch.from_numpy(frames.reshape(self.num_envs, -1)),
+            torch.from_numpy(frames),
             torch.from_numpy(np.asarray(rewards, dtype=np.float32)),
             torch.from_numpy(np.asarray(ended, dtype=bool)),
             torch.from_numpy(np.asarray(cut, dtype=bool)),
+            obs_held=True,
         )
         return obs.to(self.device), reward.to(self.device), terminated.to(self.device), truncated.to(self.device), {}
 

@@ -57,6 +57,10 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class ConvPolicy(Policy, kind="cnn"):
     """A conv net over image observations of ``obs_shape`` (C, H, W), as a population (see the module)."""
 
+    # beside the atari backend's emulator threads (which sleep while the forward runs) the forward is most of
+    # a step: on 2 cores it runs in about half the time on 2 torch threads
+    threaded_forward = True
+
     def __init__(self, obs_shape: Sequence[int], act_dim: int, arch: str = "nature", padding: str = "valid",
                  obs_dim: int | None = None):
         if arch not in ARCHITECTURES:
