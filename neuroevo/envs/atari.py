@@ -168,6 +168,9 @@ class AtariVectorEnv(VectorEnv):
         self.max_episode_steps = int(max_episode_steps)
         threads = num_threads if num_threads is not None else len(_cores())
         self.physics_threads = int(threads)
+        # ale-py reloads the ROM to reseed a game (measured: about 0.1 CPU-second a game, as long as ~200 steps of
+        # it); without no-ops and sticky actions the seed changes nothing (a game is its actions), so none is sent
+        self.seeded = pre.noop_max > 0 or pre.sticky_actions > 0
         self.ale = ALEVectorEnv(
             game,
             self.num_envs,
@@ -203,6 +206,8 @@ class AtariVectorEnv(VectorEnv):
         if mask is not None and not bool(mask.any()):
             return self.episodes.obs.to(self.device), {}
         seeds = np.array([ale_seed(s) for s in self.episode_seeds()], dtype=np.int64)
+        if not self.seeded:
+            seeds = np.full_like(seeds, -1)  # ale-py's "keep the seed"
         if mask is None:
             frames, _ = self.ale.reset(seed=seeds)
         else:
