@@ -34,6 +34,7 @@ FIGURES = {
     "learning": {"tasks"},
     "cpu": {"cores", "mujoco", "ray"},
     "lowrank": {"rows"},
+    "conv": {"rows"},
 }
 
 
