@@ -299,9 +299,6 @@ class ConvPolicy(Policy, kind="cnn"):
         return (f"ConvPolicy(obs_shape={list(self.obs_shape)}, act_dim={self.act_dim}, arch={self.arch!r}, "
                 f"padding={self.padding!r}{vbn}{reference})")
 
-    def __hash__(self) -> int:
-        return hash(repr(self))
-
 
 class _Scale(nn.Module):
     def __init__(self, factor: float):
