@@ -268,8 +268,9 @@ def rollout(policy: Policy, params: Params, env: VectorEnv, settings: EvalSettin
     round_lengths: list[torch.Tensor] = []
     # Beside an env that steps on its own CPU threads (the mujoco backend), torch's OpenMP workers spin-wait
     # between ops and take the cores the physics needs: Humanoid-v5, 64 envs on 2 cores went from 5.4k to 9.0k
-    # env steps/s on one torch thread.
-    physics_on_cpu = env.physics_threads > 1 and params.device.type == "cpu"
+    # env steps/s on one torch thread. A policy whose forward is most of the step (a conv net beside the atari
+    # backend's emulators, which sleep while it runs) keeps every thread.
+    physics_on_cpu = env.physics_threads > 1 and params.device.type == "cpu" and not policy.threaded_forward
     with torch_threads(1) if physics_on_cpu else contextlib.nullcontext():
         for r in range(rounds):
             round_seeds = seeds[:, r * slots : (r + 1) * slots]

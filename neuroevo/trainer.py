@@ -39,7 +39,7 @@ from neuroevo.distributed import WorkersLost
 from neuroevo.envs import GymVectorEnv, check_user_env, is_user_env, make_env, resolve_device
 from neuroevo.evaluator import EnvFactory, Evaluator, make_evaluator
 from neuroevo.logger import Logger, check_renderable, command_line, record_command
-from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits
+from neuroevo.policies import DeployedPolicy, ObsNormalizer, Policy, check_fits, vbn
 from neuroevo.rollout import EvalSettings, evaluate
 from neuroevo.seeding import derive_seed
 
@@ -147,6 +147,8 @@ class Trainer:
         if policy is None:
             policy = config.policy.build(obs_dim, self.eval_env.single_action_space,
                                          self.eval_env.single_observation_space)
+            # a conv policy with VBN: its reference batch, from random play (the same again on a resume)
+            policy = vbn.with_reference(policy, self.eval_env, config.policy.vbn, config.run.seed)
         else:  # the run's config names the policy it trains (a module passed as an object: kind 'module')
             config = dataclasses.replace(config, policy=config.policy.describing(policy))
         self.config = config

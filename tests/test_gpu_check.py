@@ -34,6 +34,7 @@ FIGURES = {
     "learning": {"tasks"},
     "cpu": {"cores", "mujoco", "ray"},
     "lowrank": {"rows"},
+    "conv": {"rows"},
 }
 
 
@@ -193,7 +194,7 @@ def test_ladder_takes_sizes_while_their_estimate_fits(clock):
 
 def test_parts_by_number_or_name():
     assert [p.name for p in parse_parts("warp,1")] == ["correctness", "warp"]
-    assert [p.number for p in parse_parts(None)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [p.number for p in parse_parts(None)] == [1, 2, 3, 4, 5, 6, 7, 8]
     with pytest.raises(ValueError, match="--parts: unknown 9, atari; the parts are 1 correctness, 2 cartpole"):
         parse_parts("9,atari,cpu")
 

@@ -14,6 +14,9 @@ population forward per step (``--policy``: a conv policy, or ``random`` for the 
 The figure is the median over ``--repeats`` of frames per second; the rows run one after another, so a
 shared machine's load reaches them all (the report prints it). ``stepped/s`` counts every frame the emulators ran
 in lock-step, finished games included (our row's frames/s counts only running games, as its fitness does).
+``frames/cpu-s`` divides the frames by the CPU time the process spent (every thread: the emulators', torch's,
+Python's): work per core-second, which the load of a shared machine disturbs less than wall time does, and
+which drops when threads spin instead of working.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def _ours(env_id: str, popsize: int, steps: int, kind: str, threads: int | None)
     env = make_env(env_id, popsize, "cpu", "atari", threads, max_episode_steps=steps, **SETTINGS)
     try:
         act, member = _forward(kind, env, popsize)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if member is None:  # random actions: the env's own loop under the contract
             env.reset(seed=0)
             frames = lockstep = 0
@@ -97,11 +100,11 @@ def _ours(env_id: str, popsize: int, steps: int, kind: str, threads: int | None)
             policy, params = member
             result = evaluate(policy, params, env, episodes=1, seed=0)
             frames, lockstep = int(result.env_steps), int(result.episode_lengths.max())
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         env.close()
     skip = SETTINGS["frame_skip"]  # each agent step is frame_skip frames
-    return {"frames": frames * skip, "stepped": popsize * lockstep * skip, "seconds": seconds}
+    return {"frames": frames * skip, "stepped": popsize * lockstep * skip, "seconds": seconds, "cpu": cpu}
 
 
 def _loop(make: Any, popsize: int, steps: int, kind: str) -> dict[str, Any]:
@@ -110,14 +113,14 @@ def _loop(make: Any, popsize: int, steps: int, kind: str) -> dict[str, Any]:
     try:
         act, _ = _forward(kind, _Spaces(env), popsize)
         obs, _ = env.reset(seed=0)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             actions = act(torch.as_tensor(np.asarray(obs)).reshape(popsize, -1))
             obs, *_ = env.step(actions.numpy())
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         env.close()
-    return {"frames": popsize * steps * SETTINGS["frame_skip"], "seconds": seconds}
+    return {"frames": popsize * steps * SETTINGS["frame_skip"], "seconds": seconds, "cpu": cpu}
 
 
 class _Spaces:
@@ -165,13 +168,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     for name, run in rows_spec.items():
-        rates, stepped = [], []
+        rates, stepped, per_cpu = [], [], []
         for _ in range(repeats):
             result = run()
             rates.append(float(result["frames"]) / float(result["seconds"]))
             stepped.append(float(result.get("stepped", result["frames"])) / float(result["seconds"]))
+            per_cpu.append(float(result["frames"]) / max(float(result["cpu"]), 1e-9))
         rows.append({"stack": name, "frames_per_s": statistics.median(rates),
-                     "stepped_per_s": statistics.median(stepped)})
+                     "stepped_per_s": statistics.median(stepped), "frames_per_cpu_s": statistics.median(per_cpu)})
     ours = rows[0]["frames_per_s"]
     for row in rows:
         row["ours_over_it"] = ours / row["frames_per_s"]
@@ -180,6 +184,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         Column("frames/s", 10, lambda r: fmt_count(r["frames_per_s"])),
         Column("ours / it", 10, field("ours_over_it", ".2f")),
         Column("stepped/s", 10, lambda r: fmt_count(r["stepped_per_s"])),
+        Column("frames/cpu-s", 13, lambda r: fmt_count(r["frames_per_cpu_s"])),
     ])
     load = load_average()
     lines = [

@@ -13,9 +13,11 @@ The parts, in this order (each documented in its module):
    gymnasium's own env; HalfCheetah-v5 to 4,000 if time is left;
 6. ``cpu``: the machine's cores: the MuJoCo CPU bench on every core, and Ray scaling where Ray is installed;
 7. ``lowrank`` (:mod:`~neuroevo.bench.lowrank`): the population forward of 1M-100M-parameter networks, low-rank ES
-   (EGGROLL) against plain inference and the full-rank [P, D] path.
+   (EGGROLL) against plain inference and the full-rank [P, D] path;
+8. ``conv`` (:mod:`~neuroevo.bench.gpu_conv`): the conv policies' population forward (Nature and small networks,
+   grouped convolutions over P members) against one plain network on P observations.
 
-A new part (the Atari benchmark, as it lands) is a function ``run(ctx) -> figures`` and
+A new part is a function ``run(ctx) -> figures`` and
 ``summary(figures) -> rows`` in a module of its own, and one :data:`PARTS` entry.
 
 The budget (``--budget`` seconds) is shared by weight (:attr:`Part.weight`). A part may use its own share plus
@@ -48,7 +50,7 @@ from typing import Any
 
 import torch
 
-from neuroevo.bench import gpu_correctness, gpu_learning, gpu_throughput, lowrank
+from neuroevo.bench import gpu_conv, gpu_correctness, gpu_learning, gpu_throughput, lowrank
 from neuroevo.bench.budget import PartContext
 from neuroevo.bench.common import Column, Table, command_line, cpu_model, device_name, load_average, write_text
 from neuroevo.checkpoint import atomic_write_json
@@ -90,6 +92,8 @@ PARTS: tuple[Part, ...] = (
          gpu_throughput.summary_cpu),
     Part(7, "lowrank", "low-rank ES population forward against plain inference and [P, D]", 0.08, 15.0,
          lowrank.run_gpu, lowrank.summary_gpu),
+    Part(8, "conv", "conv policies' population forward (Atari): grouped conv against one network", 0.05, 10.0,
+         gpu_conv.run, gpu_conv.summary),
 )
 
 

@@ -168,6 +168,9 @@ class AtariVectorEnv(VectorEnv):
         self.max_episode_steps = int(max_episode_steps)
         threads = num_threads if num_threads is not None else len(_cores())
         self.physics_threads = int(threads)
+        # ale-py reloads the ROM to reseed a game (measured: about 0.1 CPU-second a game, as long as ~200 steps of
+        # it); without no-ops and sticky actions the seed changes nothing (a game is its actions), so none is sent
+        self.seeded = pre.noop_max > 0 or pre.sticky_actions > 0
         self.ale = ALEVectorEnv(
             game,
             self.num_envs,
@@ -203,6 +206,8 @@ class AtariVectorEnv(VectorEnv):
         if mask is not None and not bool(mask.any()):
             return self.episodes.obs.to(self.device), {}
         seeds = np.array([ale_seed(s) for s in self.episode_seeds()], dtype=np.int64)
+        if not self.seeded:
+            seeds = np.full_like(seeds, -1)  # ale-py's "keep the seed"
         if mask is None:
             frames, _ = self.ale.reset(seed=seeds)
         else:
@@ -217,11 +222,18 @@ class AtariVectorEnv(VectorEnv):
         actions = torch.as_tensor(actions)
         self.check_actions(actions)
         frames, rewards, ended, cut, _ = self.ale.step(actions.detach().cpu().numpy().astype(np.int64))
+        # ale-py hands over a new frames buffer on every step: the games that had ended get their last frames
+        # back in it, row by row in numpy (one thread; see EpisodeState.step's obs_held)
+        frames = frames.reshape(self.num_envs, -1)
+        ended_before = ~self.episodes.running.numpy()
+        if ended_before.any():
+            frames[ended_before] = self.episodes.obs.numpy()[ended_before]
         obs, reward, terminated, truncated = self.episodes.step(
-            torch.from_numpy(frames.reshape(self.num_envs, -1)),
+            torch.from_numpy(frames),
             torch.from_numpy(np.asarray(rewards, dtype=np.float32)),
             torch.from_numpy(np.asarray(ended, dtype=bool)),
             torch.from_numpy(np.asarray(cut, dtype=bool)),
+            obs_held=True,
         )
         return obs.to(self.device), reward.to(self.device), terminated.to(self.device), truncated.to(self.device), {}
 

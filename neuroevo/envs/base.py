@@ -205,12 +205,17 @@ class EpisodeState:
         terminated: torch.Tensor,
         truncated: torch.Tensor | None = None,
         diverged: torch.Tensor | None = None,
+        obs_held: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Record one step of every env: ``obs`` [N, obs_dim], ``reward`` [N], ``terminated`` [N] bool as computed
         for every env; optionally ``truncated`` [N] bool (an env that truncates itself, besides the time limit
         counted here) and ``diverged`` [N] bool (a physics divergence: reward NaN and the episode terminates, so
         the member ranks last). Envs whose episodes had ended keep their last observation, reward 0 and their
-        flags. Returns (obs, reward, terminated, truncated): obs in ``obs_dtype``, reward in ``dtype``."""
+        flags. ``obs_held``: ``obs`` is a fresh tensor in ``obs_dtype`` whose rows of ended envs the backend already
+        set to their last observation, so it is kept as it is (the atari backend does that in numpy: a masked copy
+        of a whole batch of pixels here is a multi-threaded torch op, whose spinning OpenMP workers then take the
+        cores the emulators need). Returns (obs, reward, terminated, truncated): obs in ``obs_dtype``, reward in
+        ``dtype``."""
         running = self.running
         reward = torch.where(running, reward, 0.0)
         terminated = running & terminated
@@ -223,7 +228,7 @@ class EpisodeState:
             self.truncated = self.truncated | (running & truncated)
         if self.max_episode_steps is not None:
             self.truncated = self.truncated | (running & (self.elapsed >= self.max_episode_steps))
-        self.obs = torch.where(running[:, None], obs.to(self.obs_dtype), self.obs)
+        self.obs = obs if obs_held else torch.where(running[:, None], obs.to(self.obs_dtype), self.obs)
         self.running = running & ~(self.terminated | self.truncated)
         return self.obs, reward.to(self.dtype), self.terminated, self.truncated
 

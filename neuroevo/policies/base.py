@@ -32,6 +32,9 @@ class Policy:
     obs_dim: int
     act_dim: int
     num_params: int
+    #: the population forward is heavy enough to want every torch CPU thread even beside an env that steps on
+    #: threads of its own (conv policies); otherwise the rollout runs torch on one thread beside such an env
+    threaded_forward: ClassVar[bool] = False
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -29,6 +29,10 @@ class PolicyConfig:
     padding: str = "valid"
     """with kind 'cnn': 'valid' (the Nature network's 1.7M parameters at 84x84, 18 actions) or 'same'
     (TensorFlow's SAME, as the Deep Neuroevolution code: 4.0M)"""
+    vbn: int = 0
+    """with kind 'cnn': virtual batch normalization (Salimans et al. 2017 used it for ES on Atari): the size of
+    the reference batch of observations, collected once at the start of training from random-action play, whose
+    statistics normalize every hidden layer of each member (128 in the ES code); 0: off"""
     module: str | None = None
     """with kind 'module': your ``nn.Module`` class, 'package.module:ClassName' (importable where the run is
     trained, evaluated or resumed, Ray workers included), mapping observations [B, obs_dim] to outputs
@@ -57,7 +61,7 @@ class PolicyConfig:
             if shape is None or len(shape) != 3:
                 raise ValueError(f"policy kind 'cnn' needs image observations (channels, height, width); this env's "
                                  f"observations have shape {shape}: use kind 'mlp' or 'linear'")
-            kwargs = {"obs_shape": tuple(shape), "arch": self.arch, "padding": self.padding}
+            kwargs = {"obs_shape": tuple(shape), "arch": self.arch, "padding": self.padding, "vbn": self.vbn > 0}
         return make_policy(self.kind, obs_dim, output_dim(action_space), **kwargs)
 
     def describing(self, policy: Policy) -> PolicyConfig:
@@ -73,4 +77,9 @@ class PolicyConfig:
             fields.update(hidden=list(spec["hidden"]), activation=spec["activation"])
         elif kind == "cnn":
             fields.update(arch=spec["arch"], padding=spec["padding"])
+            reference = getattr(policy, "reference", None)  # a VBN reference batch [R, obs_dim]
+            if not spec.get("vbn"):
+                fields.update(vbn=0)
+            elif reference is not None:
+                fields.update(vbn=int(reference.shape[0]))
         return PolicyConfig(**{**self.__dict__, **fields})
