@@ -101,7 +101,7 @@ def test_env_selects_the_parts():
     assert both["cartpole"] and both["mujoco_envs"] == ["Hopper-v5"]
     mujoco = throughput._settings(_parse("--env", "Ant-v5,Humanoid-v5", "--quick"))
     assert not mujoco["cartpole"] and mujoco["mujoco_envs"] == ["Ant-v5", "Humanoid-v5"]
-    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == mujoco_eval.QUICK["popsize"]
+    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == mujoco_eval.QUICK["popsizes"]
     assert mujoco["physics_threads"] == mujoco["cores"] >= 1
 
 
