@@ -20,10 +20,13 @@ Both expose ``now`` (field name -> live ``[N, ...]`` float64 array, ``qpos`` and
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+CHUNKS_PER_THREAD = 4  # DataPhysics: envs are stepped in this many chunks per thread, taken as threads free up
 
 
 def default_threads() -> int:
@@ -137,10 +140,20 @@ class DataPhysics:
         if self._pool is None or len(indices) < 2:
             fn(indices, *args)
             return
-        chunks = np.array_split(indices, min(self.threads, len(indices)))
-        # The calling thread takes the first chunk itself instead of idling until the pool is done.
-        futures = [self._pool.submit(fn, chunk, *args) for chunk in chunks[1:]]
-        fn(chunks[0], *args)
+        # Small chunks taken from a shared queue until it is empty, so that a thread whose envs step faster
+        # (a fallen Humanoid costs twice a standing one) takes more of them; the calling thread works too.
+        chunks = deque(np.array_split(indices, min(CHUNKS_PER_THREAD * self.threads, len(indices))))
+
+        def work() -> None:
+            while True:
+                try:
+                    chunk = chunks.popleft()  # atomic
+                except IndexError:
+                    return
+                fn(chunk, *args)
+
+        futures = [self._pool.submit(work) for _ in range(self.threads - 1)]
+        work()
         for future in futures:
             future.result()
 
