@@ -137,9 +137,9 @@ def test_envpool_evaluation_steps_only_running_episodes():
         returns, lengths = mujoco_envpool.evaluate_envpool(policy, params, Recorder())
     finally:
         pool.close()
-    assert lengths.max() == 60 == len(sent) and lengths.min() < 60 and torch.isfinite(returns).all()
+    assert len(sent) == lengths.max() <= 60 and lengths.min() < lengths.max() and torch.isfinite(returns).all()
     for member, length in enumerate(lengths.tolist()):  # stepped while running, never after
-        assert [member in ids for ids in sent] == [t < length for t in range(60)]
+        assert [member in ids for ids in sent] == [t < length for t in range(len(sent))]
 
 
 def test_env_selects_the_parts():

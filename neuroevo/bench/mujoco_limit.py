@@ -151,7 +151,9 @@ def concurrency(env_id: str, processes: int, seconds: float = CONCURRENCY_S) -> 
     their summed rate over ``processes`` times the lone one (1.0: perfect scaling)."""
     task = TASKS[env_id]
     args = (task.xml, task.frame_skip, not POST_CONSTRAINT_FIELDS.isdisjoint(task.fields), seconds)
-    context = multiprocessing.get_context("spawn")
+    # fork where there is one: a child starts at once and runs only MuJoCo (no torch, no OpenMP)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(processes) as pool:
         pool.starmap(_physics_loop, [(*args[:3], 0.05)] * processes)  # imports and caches, outside the figure
         alone = pool.apply(_physics_loop, args)
