@@ -4,6 +4,7 @@ are never asserted on."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 
@@ -11,10 +12,11 @@ import pytest
 import torch
 
 from neuroevo import bench
-from neuroevo.bench import evotorch_gymne, mujoco_eval, throughput
+from neuroevo.bench import evotorch_gymne, mujoco_envpool, mujoco_eval, mujoco_limit, throughput
 from neuroevo.bench.common import Column, Table, field
 from neuroevo.envs import make_env
 from neuroevo.policies import make_policy
+from neuroevo.rollout import evaluate
 
 
 def _positive_finite(value) -> bool:
@@ -76,22 +78,68 @@ def test_quick_mujoco_bench_returns_and_writes_figures(tmp_path, capsys):
     assert set(figures) == {"meta", "mujoco", "notes"}  # CartPole's parts run only when asked for
     (task,) = figures["mujoco"]
     assert task["env_id"] == "Hopper-v5" and task["frame_skip"] == 4 and task["max_steps"] == 8
+    assert 0 < task["concurrency"]["ratio"] < 2
     assert [lim["policy"] for lim in task["limits"]] == ["linear", "mlp"]
     for lim in task["limits"]:
-        for key in ("physics_steps_per_s", "one_core_env_steps_per_s", "all_cores_env_steps_per_s"):
+        for key in ("one_core_env_steps_per_s", "all_cores_env_steps_per_s"):
             assert _positive_finite(lim[key]), (key, lim)
         assert lim["all_cores_env_steps_per_s"] == pytest.approx(lim["one_core_env_steps_per_s"] * lim["cores"])
-    assert sorted((r["backend"], r["policy"]) for r in task["rows"]) == [
-        ("gymnasium", "linear"), ("gymnasium", "mlp"), ("mujoco", "linear"), ("mujoco", "mlp")
-    ]
+    backends = ["gymnasium", "mujoco"] + (["envpool"] if importlib.util.find_spec("envpool") else [])
+    assert sorted((r["backend"], r["policy"]) for r in task["rows"]) == sorted(
+        (b, p) for b in backends for p in ("linear", "mlp")
+    )
     for row in task["rows"]:
         assert row["popsize"] == 2 and 1 <= row["mean_episode_length"] <= 8
         for key in ("env_steps", "seconds", "env_steps_per_s", "percent_of_one_core", "percent_of_all_cores"):
             assert _positive_finite(row[key]), (key, row)
+    same_episodes = [r for r in task["rows"] if r["backend"] in ("mujoco", "gymnasium")]
+    assert len({(r["policy"], r["env_steps"]) for r in same_episodes}) == 2  # the same seeded episodes
 
     assert json.loads(out.read_text()) == json.loads(json.dumps(figures))
     report = capsys.readouterr().out
-    assert "Hopper-v5" in report and "physics steps/s on 1 core" in report and "evotorch" not in report
+    assert "Hopper-v5" in report and "env steps/s on 1 core" in report and "evotorch" not in report
+
+
+def test_physics_clock_times_every_step_and_reset():
+    pytest.importorskip("mujoco")
+    probe = make_env("Ant-v5", 1, device="cpu", backend="mujoco", num_threads=1)
+    policy = mujoco_eval.task_policy("linear", probe)
+    probe.close()
+    params = mujoco_eval.random_population(policy, 3, seed=0)
+    clock = mujoco_limit.PhysicsClock("Ant-v5", 3)
+    try:
+        result = evaluate(policy, params, clock, seed=1, max_steps=6)
+    finally:
+        clock.close()
+    # every env step of the evaluation (running episodes only) and each episode's reset, timed once
+    assert clock.env_steps == result.env_steps == 18 and clock.resets == 3 and clock.seconds > 0
+
+
+def test_envpool_evaluation_steps_only_running_episodes():
+    pytest.importorskip("envpool")
+    probe = make_env("Hopper-v5", 1, device="cpu", backend="mujoco", num_threads=1)
+    policy = mujoco_eval.task_policy("linear", probe)
+    probe.close()
+    params = mujoco_eval.random_population(policy, 4, seed=0)
+    params[1] *= 40  # a member that falls early
+    pool = mujoco_envpool.make_pool("Hopper-v5", torch.tensor([7, 8, 9, 10]), threads=1, max_steps=60)
+    sent = []
+
+    class Recorder:  # EnvPool's pool, with the env ids of every send recorded
+        def __getattr__(self, name):
+            return getattr(pool, name)
+
+        def send(self, actions, env_id):
+            sent.append(env_id.tolist())
+            pool.send(actions, env_id)
+
+    try:
+        returns, lengths = mujoco_envpool.evaluate_envpool(policy, params, Recorder())
+    finally:
+        pool.close()
+    assert len(sent) == lengths.max() <= 60 and lengths.min() < lengths.max() and torch.isfinite(returns).all()
+    for member, length in enumerate(lengths.tolist()):  # stepped while running, never after
+        assert [member in ids for ids in sent] == [t < length for t in range(len(sent))]
 
 
 def test_env_selects_the_parts():
@@ -101,7 +149,7 @@ def test_env_selects_the_parts():
     assert both["cartpole"] and both["mujoco_envs"] == ["Hopper-v5"]
     mujoco = throughput._settings(_parse("--env", "Ant-v5,Humanoid-v5", "--quick"))
     assert not mujoco["cartpole"] and mujoco["mujoco_envs"] == ["Ant-v5", "Humanoid-v5"]
-    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == mujoco_eval.QUICK["popsize"]
+    assert mujoco["devices"] == ["cpu"] and mujoco["popsize"] == mujoco_eval.QUICK["popsizes"]
     assert mujoco["physics_threads"] == mujoco["cores"] >= 1
 
 

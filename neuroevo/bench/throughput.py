@@ -84,7 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(Part 3), e.g. Hopper-v5,HalfCheetah-v5,Ant-v5,Humanoid-v5",
     )
     parser.add_argument(
-        "--popsize", type=int, default=None, help=f"Part 3: members, one episode each (default: {mujoco_eval.POPSIZE})"
+        "--popsize",
+        type=int_list,
+        default=None,
+        help="Part 3: comma-separated population sizes, one episode per member (default: "
+        f"{','.join(map(str, mujoco_eval.POPSIZES))})",
     )
     parser.add_argument(
         "--max-steps", type=int, default=None, help="Part 3: episode length cap (default: the task's time limit)"
@@ -97,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-evotorch", action="store_true", help="Part 3: skip the EvoTorch GymNE row even if it is installed"
+    )
+    parser.add_argument(
+        "--no-envpool", action="store_true", help="Part 3: skip the EnvPool row even if it is installed"
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes and one repeat: a check that it runs"

@@ -105,3 +105,35 @@ def test_trainer_logs_bad_input_per_generation(monkeypatch):
     result = Trainer(config).run()
     assert [row["train/nonfinite_actions"] for row in result.history] == [5, 5]
     assert all(row["train/diverged"] == 0 for row in result.history)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "HalfCheetah-v5"])
+def test_batch_engine_matches_one_mjdata_per_env_exactly(env_id):
+    """mujoco.batch (the default for tasks that do not observe contact forces) against one MjData per env stepped
+    by mj_step: the same observations, rewards and flags bit for bit, through early ends and masked resets."""
+    from neuroevo.envs.mujoco import TASKS
+    from neuroevo.envs.mujoco.physics import BatchPhysics, DataPhysics, has_batch
+
+    if not has_batch():
+        pytest.skip("mujoco.batch needs MuJoCo 4.0")
+
+    class PerEnvData(MujocoVectorEnv):
+        per_env_data = True
+
+    envs = [MujocoVectorEnv(TASKS[env_id], 4, num_threads=2, dtype=torch.float64),
+            PerEnvData(TASKS[env_id], 4, num_threads=2, dtype=torch.float64)]
+    assert isinstance(envs[0].physics, BatchPhysics) and isinstance(envs[1].physics, DataPhysics)
+    actions = torch.as_tensor(np.random.default_rng(1).uniform(-1, 1, (120, 4, envs[0].single_action_space.shape[0])))
+    runs, ended = [], 0
+    for env in envs:
+        out = [env.reset(seed=3)[0]]
+        for t, action in enumerate(actions):
+            out += env.step(action * (3.0 if t < 40 else 1.0))[:4]  # strong actions end Hopper's episodes early
+            ended += int(out[-2].sum())
+            if t == 60:
+                mask = env.episodes.terminated | torch.tensor([True, False, False, False])
+                out.append(env.reset(options={"reset_mask": mask})[0])
+        runs.append(out)
+    assert env_id != "Hopper-v5" or ended > 0  # some episode did end
+    for ours, reference in zip(*runs, strict=True):
+        assert torch.equal(ours, reference)

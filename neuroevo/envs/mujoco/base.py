@@ -24,8 +24,6 @@ or a non-finite state) terminates that env with reward NaN (``info["diverged"]``
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -33,13 +31,9 @@ import numpy as np
 import torch
 
 from neuroevo.envs.base import EpisodeState, VectorEnv, as_mask
+from neuroevo.envs.mujoco.physics import BatchPhysics, DataPhysics, default_threads, has_batch
 from neuroevo.envs.mujoco.task import POST_CONSTRAINT_FIELDS, MujocoTask, import_mujoco, load_model
 from neuroevo.seeding import hash_uniform
-
-
-def default_threads() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class MujocoVectorEnv(VectorEnv):
@@ -63,6 +57,8 @@ class MujocoVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
     episodes: EpisodeState  # made by the constructor
+    #: step one ``MjData`` per env (:class:`DataPhysics`) even where a ``mujoco.batch`` would do
+    per_env_data = False
 
     def __init__(self, task: type[MujocoTask], num_envs: int, device=None, num_threads: int | None = None,
                  dtype=torch.float32, max_episode_steps: int | None = None):
@@ -77,28 +73,19 @@ class MujocoVectorEnv(VectorEnv):
         self.model = load_model(task.xml)
         self.task = task(self.model)
         self.spec_id = self.task.spec_id
-        self.datas = [mujoco.MjData(self.model) for _ in range(self.num_envs)]
         self.num_threads = min(num_threads or default_threads(), self.num_envs)
-        self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
-        self.physics_threads = self.num_threads if self._pool is not None else 0
-        self._fields = tuple(dict.fromkeys(("qpos", "qvel", *self.task.fields)))
-        self.now = {f: np.zeros((self.num_envs, *getattr(self.datas[0], f).shape)) for f in self._fields}
-        # MuJoCo's warning counters per env, gathered with the fields: a divergence shows as a count that moved.
-        self._warnings = np.zeros((self.num_envs, len(self.datas[0].warning.number)), dtype=np.int64)
+        self.physics_threads = self.num_threads if self.num_threads > 1 else 0
         # Force-related quantities (cfrc_ext, cfrc_int, cacc) are only computed on request, as gymnasium does
         # after every step; tasks that do not read them skip the call (it changes nothing else in the state).
-        self._post_constraint = not POST_CONSTRAINT_FIELDS.isdisjoint(self._fields)
-        # Per env: its MjData, its ctrl array and (destination row, MjData array) pairs, all views made once,
-        # so the stepping threads run as little Python per env as possible (it holds the GIL).
-        self._slots = [
-            (
-                data,
-                data.ctrl,
-                tuple((self.now[f][i], getattr(data, f)) for f in self._fields)
-                + ((self._warnings[i], data.warning.number),),
-            )
-            for i, data in enumerate(self.datas)
-        ]
+        post_constraint = not POST_CONSTRAINT_FIELDS.isdisjoint(self.task.fields)
+        args = (mujoco, self.model, self.num_envs, self.num_threads, self.task.frame_skip, self.task.fields)
+        self.physics: BatchPhysics | DataPhysics
+        if post_constraint or self.per_env_data or not has_batch():
+            self.physics = DataPhysics(*args, post_constraint=post_constraint)
+        else:
+            self.physics = BatchPhysics(*args)
+        self.now = self.physics.now
+        self.datas = self.physics.datas
         self.max_episode_steps = self.task.max_episode_steps if max_episode_steps is None else max_episode_steps
         # on the CPU, where the physics runs and where the envs to step are chosen from ``running``
         self.episodes = EpisodeState(self.num_envs, self.task.obs_dim, self.max_episode_steps, "cpu", dtype)
@@ -107,44 +94,6 @@ class MujocoVectorEnv(VectorEnv):
         bad = mujoco.mjtWarning
         self._bad_warnings = np.array([int(w) for w in (bad.mjWARN_BADQACC, bad.mjWARN_BADQPOS, bad.mjWARN_BADQVEL)])
         self._init_spaces(*self.task.spaces())
-
-    # -- physics on the thread pool --------------------------------------------------------------
-    def _gather(self, i: int) -> None:
-        for dst, src in self._slots[i][2]:
-            dst[...] = src
-
-    def _step_chunk(self, indices: np.ndarray, ctrl: np.ndarray) -> None:
-        mujoco, model, post_constraint = self._mujoco, self.model, self._post_constraint
-        frame_skip = self.task.frame_skip
-        for i in indices:
-            data, data_ctrl, pairs = self._slots[i]
-            data_ctrl[:] = ctrl[i]
-            mujoco.mj_step(model, data, nstep=frame_skip)
-            if post_constraint:
-                mujoco.mj_rnePostConstraint(model, data)
-            for dst, src in pairs:
-                dst[...] = src
-
-    def _reset_chunk(self, indices: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        mujoco = self._mujoco
-        for i in indices:
-            data = self.datas[i]
-            mujoco.mj_resetData(self.model, data)
-            data.qpos[:] = qpos[i]
-            data.qvel[:] = qvel[i]
-            mujoco.mj_forward(self.model, data)
-            self._gather(i)
-
-    def _map(self, fn, indices: np.ndarray, *args) -> None:
-        if self._pool is None or len(indices) < 2:
-            fn(indices, *args)
-            return
-        chunks = np.array_split(indices, min(self.num_threads, len(indices)))
-        # The calling thread takes the first chunk itself instead of idling until the pool is done.
-        futures = [self._pool.submit(fn, chunk, *args) for chunk in chunks[1:]]
-        fn(chunks[0], *args)
-        for future in futures:
-            future.result()
 
     # -- gymnasium's vector API --------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -161,7 +110,7 @@ class MujocoVectorEnv(VectorEnv):
             u = hash_uniform(self._seeds, self._resets, self.task.num_reset_uniforms, dtype=torch.float64).numpy()
             qpos, qvel = self.task.initial_state(u)
         indices = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask.numpy())
-        self._map(self._reset_chunk, indices, qpos, qvel)
+        self.physics.reset(indices, qpos, qvel)
         obs = self.episodes.reset(mask, torch.as_tensor(self.task.observe(self.now)))
         return obs.to(self.device), {}
 
@@ -175,10 +124,10 @@ class MujocoVectorEnv(VectorEnv):
         action = np.where(np.isfinite(action), action, 0.0)  # MuJoCo must never see NaN controls
         running = self.episodes.running.numpy()  # finished envs are not stepped: their MjData stay as they are
         before = {f: self.now[f].copy() for f in self.task.before_fields}
-        warnings_before = self._warnings[:, self._bad_warnings]
-        self._map(self._step_chunk, np.flatnonzero(running), action)
+        warnings_before = self.physics.warnings[:, self._bad_warnings]
+        self.physics.step(running, action)
         # MuJoCo answers a bad qacc / qpos / qvel with a warning and a reset of that env's state: unstable.
-        diverged = (self._warnings[:, self._bad_warnings] != warnings_before).any(axis=1)
+        diverged = (self.physics.warnings[:, self._bad_warnings] != warnings_before).any(axis=1)
         diverged |= ~(np.isfinite(self.now["qpos"]).all(axis=1) & np.isfinite(self.now["qvel"]).all(axis=1))
         diverged &= running
 
@@ -201,6 +150,4 @@ class MujocoVectorEnv(VectorEnv):
         return dict(self._counts)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self.physics.close()
