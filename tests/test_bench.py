@@ -100,12 +100,17 @@ def test_quick_mujoco_bench_returns_and_writes_figures(tmp_path, capsys):
     assert "Hopper-v5" in report and "env steps/s on 1 core" in report and "evotorch" not in report
 
 
-def test_physics_clock_times_every_step_and_reset():
-    pytest.importorskip("mujoco")
-    probe = make_env("Ant-v5", 1, device="cpu", backend="mujoco", num_threads=1)
+def _linear_population(env_id: str, popsize: int):
+    """The bench's linear policy for ``env_id`` and a random population of it (seed 0)."""
+    probe = make_env(env_id, 1, device="cpu", backend="mujoco", num_threads=1)
     policy = mujoco_eval.task_policy("linear", probe)
     probe.close()
-    params = mujoco_eval.random_population(policy, 3, seed=0)
+    return policy, mujoco_eval.random_population(policy, popsize, seed=0)
+
+
+def test_physics_clock_times_every_step_and_reset():
+    pytest.importorskip("mujoco")
+    policy, params = _linear_population("Ant-v5", 3)
     clock = mujoco_limit.PhysicsClock("Ant-v5", 3)
     try:
         result = evaluate(policy, params, clock, seed=1, max_steps=6)
@@ -117,10 +122,7 @@ def test_physics_clock_times_every_step_and_reset():
 
 def test_envpool_evaluation_steps_only_running_episodes():
     pytest.importorskip("envpool")
-    probe = make_env("Hopper-v5", 1, device="cpu", backend="mujoco", num_threads=1)
-    policy = mujoco_eval.task_policy("linear", probe)
-    probe.close()
-    params = mujoco_eval.random_population(policy, 4, seed=0)
+    policy, params = _linear_population("Hopper-v5", 4)
     params[1] *= 40  # a member that falls early
     pool = mujoco_envpool.make_pool("Hopper-v5", torch.tensor([7, 8, 9, 10]), threads=1, max_steps=60)
     sent = []
