@@ -51,7 +51,7 @@ def test_cli_trains_evaluates_and_resumes_a_user_env_and_network(tmp_path, capsy
     assert config["env"]["kwargs"] == {"size": 3, "gain": 0.4}
     assert config["policy"] | {"hidden": None} == {
         "kind": "module", "module": "neuroevo_user_pkg.nets:TinyNet", "kwargs": {"hidden": 4},
-        "hidden": None, "activation": "tanh", "normalize_obs": True, "arch": "nature", "padding": "valid"}
+        "hidden": None, "activation": "tanh", "normalize_obs": True, "arch": "nature", "padding": "valid", "vbn": 0}
     # TinyNet(obs_dim=3, act_dim=1, hidden=4): 3*4+4 + 4*1+1 parameters, the env's size=3 observations
     assert "21 parameters" in captured.out
 
