@@ -3,42 +3,20 @@ gymnasium. These pin the figures of docs/guides/envpool.md (scripts/envpool_pari
 
 from __future__ import annotations
 
-import warnings
-
-import gymnasium as gym
 import numpy as np
 import pytest
 
 envpool = pytest.importorskip("envpool")
 
-ATOL = 1e-7  # the mujoco backend's parity tolerance (tests/envs/mujoco_parity.py)
+from neuroevo.bench.envpool_parity import stepwise  # noqa: E402
 
 
 def first_disagreement(env_id: str, seed: int, steps: int) -> tuple[int | None, int]:
-    """EnvPool against gymnasium from the noiseless start (``reset_noise_scale=0``: EnvPool cannot be set to
-    a state) under the same seeded random actions: the first step whose obs or reward differ by more than ATOL
-    or whose flags differ (None: none), and the steps compared (to the first episode end)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MuJoCo 4 on Humanoid's deprecated 'settotalmass'
-        ref = gym.make(env_id, reset_noise_scale=0.0)
-    pool = envpool.make_gymnasium(env_id, num_envs=1, seed=seed, reset_noise_scale=0.0)
-    ref.reset(seed=seed)
-    pool.reset()
-    rng = np.random.default_rng(seed)
-    try:
-        for t in range(steps):
-            action = rng.uniform(ref.action_space.low, ref.action_space.high).astype(np.float32)
-            obs, reward, term, trunc, _ = ref.step(action)
-            p_obs, p_reward, p_term, p_trunc = (x[0] for x in pool.step(action[None].astype(np.float64))[:4])
-            diff = max(np.abs(p_obs - obs).max(), abs(p_reward - reward))
-            if diff > ATOL or (term, trunc) != (p_term, p_trunc):
-                return t, t + 1
-            if term or trunc:
-                return None, t + 1
-        return None, steps
-    finally:
-        ref.close()
-        pool.close()
+    """EnvPool against gymnasium from the noiseless start under the same seeded random actions
+    (:func:`~neuroevo.bench.envpool_parity.stepwise`): the first step past the parity tolerance or with other
+    flags (None: none), and the steps compared (to the first episode end)."""
+    result = stepwise(env_id, seed, steps)
+    return result["first_step_over_tol"], result["steps"]
 
 
 def test_hopper_agrees_with_gymnasium_step_by_step():
