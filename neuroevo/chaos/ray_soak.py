@@ -20,6 +20,7 @@ from typing import Any
 
 from neuroevo.chaos import Outcome, Settings
 from neuroevo.chaos.ray_attacks import _config, sigkill
+from neuroevo.chaos.soak import process_usage
 from neuroevo.faults import WALL_CLOCK_KEYS, differences
 
 WORKERS = 2
@@ -33,17 +34,6 @@ FDS_SLACK = 2
 #: seconds between kill moments: uniform between these (full run, --quick)
 KILL_EVERY = (30.0, 150.0)
 KILL_EVERY_QUICK = (3.0, 8.0)
-
-
-def _proc(pid: int | str) -> tuple[float, int] | None:
-    """Resident memory (MiB) and open file descriptors of a process; None once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    rss = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")]
-    return (rss[0] / 1024, fds) if rss else None
 
 
 def _last(path: Path) -> dict[str, Any] | None:
@@ -193,8 +183,8 @@ class _Soak:
         pid = os.getpid()
         with open(self.samples, "a") as out:
             while not self.stop.wait(1.0 if self.settings.quick else SAMPLE_EVERY):
-                driver = _proc(pid)
-                workers = [_proc(w.where.get("pid", 0)) for w in list(self.evaluator._workers.values())]
+                driver = process_usage(pid)
+                workers = [process_usage(w.where.get("pid", 0)) for w in list(self.evaluator._workers.values())]
                 ckpt = self.runs["ray"] / "checkpoints" / "last.pt"
                 with self.lock:
                     row = {"t": time.time(), "elapsed_s": round(time.monotonic() - self.start, 1),

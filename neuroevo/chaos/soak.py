@@ -22,17 +22,23 @@ ARGS = ("--env", "CartPole-v1", "--algo", "es", "--policy", "linear", "--seed", 
 RSS_SLACK_MB = 4.0
 
 
-def sample(pid: int, run: Path) -> dict[str, Any] | None:
-    """RSS (MiB), open file descriptors, checkpoint size (bytes) and generation of the process ``pid`` now."""
+def process_usage(pid: int | str) -> tuple[float, int] | None:
+    """Resident memory (MiB) and open file descriptors of the process ``pid`` now; None once it is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except (FileNotFoundError, ProcessLookupError):
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     rss_kb = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")]
-    if not rss_kb:  # exited, not yet reaped
+    return (rss_kb[0] / 1024, fds) if rss_kb else None  # no VmRSS: exited, not yet reaped
+
+
+def sample(pid: int, run: Path) -> dict[str, Any] | None:
+    """RSS (MiB), open file descriptors, checkpoint size (bytes) and generation of the process ``pid`` now."""
+    usage = process_usage(pid)
+    if usage is None:
         return None
-    rss = rss_kb[0] / 1024
+    rss, fds = usage
     ckpt = run / "checkpoints" / "last.pt"
     metrics = run / "metrics.jsonl"
     return {"t": time.time(), "rss_mb": round(rss, 2), "fds": fds,
