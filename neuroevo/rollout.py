@@ -99,6 +99,28 @@ class EvalSettings:
         return seeds
 
 
+class ObsSums(NamedTuple):
+    """The observation count, sum and sum of squares of each env slot, float64: [P, slots, 1], [P, slots, obs_dim]
+    and [P, slots, obs_dim]. Summed per slot through the episode and over the slots once at its end, so a step
+    adds three elementwise ops, not three reductions (on a small batch the op count is the step's cost)."""
+
+    counts: torch.Tensor
+    total: torch.Tensor
+    squares: torch.Tensor
+
+    @staticmethod
+    def zeros(popsize: int, slots: int, obs_dim: int, device: torch.device) -> ObsSums:
+        counts = torch.zeros(popsize, slots, 1, dtype=torch.float64, device=device)
+        total = torch.zeros(popsize, slots, obs_dim, dtype=torch.float64, device=device)
+        return ObsSums(counts, total, torch.zeros_like(total))
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(count, mean, m2) over every slot, for ``ObsNormalizer.merge``."""
+        count, total, squares = self.counts.sum(), self.total.sum((0, 1)), self.squares.sum((0, 1))
+        mean = total / count.clamp_min(1)
+        return count, mean, (squares - count * mean * mean).clamp_min(0.0)
+
+
 class _Frozen(NamedTuple):
     """What stays constant through one evaluation (plain tensors and numbers, so ``torch.compile``
     guards on their values, not on Python closures)."""
@@ -134,12 +156,12 @@ def _step(
     alive: torch.Tensor,
     ret: torch.Tensor,
     length: torch.Tensor,
-    obs_sums: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    obs_sums: ObsSums | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, ObsSums | None]:
     """One lock-step of every running episode: normalize, batched forward, action head, env step, masks.
 
-    alive, ret, length: [P, slots]; obs_sums: [3, obs_dim] float64 (count, sum and sum of squares of the
-    finite observations of running episodes) or None. Returns the updated (obs, alive, ret, length, obs_sums).
+    alive, ret, length: [P, slots]; obs_sums: the observation sums of each env slot (updated in place) or None.
+    Returns the updated (obs, alive, ret, length, obs_sums).
     """
     popsize, slots = alive.shape
     obs = obs.reshape(popsize, slots, -1)
@@ -147,21 +169,28 @@ def _step(
         obs = obs.to(params.dtype)  # pixels (uint8) stay uint8 until the policy's first layer
     if obs_sums is not None:
         # A diverged env's NaN/inf observation must not poison the running statistics for good.
-        counted = (alive & torch.isfinite(obs).all(-1))[..., None].expand_as(obs)
+        counted = (alive & (obs * 0 == 0).all(-1))[..., None]
         seen = torch.where(counted, obs, 0.0).to(torch.float64)
-        obs_sums = obs_sums + torch.stack((counted.sum((0, 1)), seen.sum((0, 1)), (seen * seen).sum((0, 1))))
+        obs_sums.counts.add_(counted)
+        obs_sums.total.add_(seen)
+        obs_sums.squares.addcmul_(seen, seen)
     if frozen.obs_mean is not None and frozen.obs_std is not None:
         obs = standardize(obs, frozen.obs_mean, frozen.obs_std, frozen.obs_clip)
     raw = policy(params, obs)
     # A non-finite policy output (NaN/inf parameters, or NaN observations passed through) ends the episode with a
     # NaN return: its member ranks last instead of acting on whatever the action head makes of NaN.
-    broken = alive & ~torch.isfinite(raw.reshape(popsize, slots, -1)).all(-1)
+    # (x * 0 == 0 is torch.isfinite in two ops instead of four: x * 0 is NaN for NaN and for +-inf.)
+    finite = (raw * 0 == 0).reshape(popsize, slots, -1).all(-1)
+    broken = alive & ~finite
     actions = apply_head(raw, frozen.action_start, frozen.action_low, frozen.action_high).reshape(frozen.action_shape)
     obs, reward, terminated, truncated, _ = env.step(actions)
-    ret = ret + torch.where(alive, reward.reshape(popsize, slots) - frozen.reward_shift, 0.0)
+    reward = reward.reshape(popsize, slots)
+    if frozen.reward_shift:
+        reward = reward - frozen.reward_shift
+    ret = ret + torch.where(alive, reward, 0.0)
     ret = torch.where(broken, torch.nan, ret)
     length = length + alive
-    alive = alive & ~(terminated | truncated).reshape(popsize, slots) & ~broken
+    alive = alive & finite & ~(terminated | truncated).reshape(popsize, slots)
     return obs, alive, ret, length, obs_sums
 
 
@@ -194,8 +223,8 @@ def _run_round(
     frozen: _Frozen,
     seeds: torch.Tensor,
     horizon: int,
-    obs_sums: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    obs_sums: ObsSums | None,
+) -> tuple[torch.Tensor, torch.Tensor, ObsSums | None]:
     """One batch of episodes, seeds [P, slots]; returns (returns, lengths, obs_sums), [P, slots] each."""
     popsize, slots = seeds.shape
     device = env.device
@@ -261,9 +290,7 @@ def rollout(policy: Policy, params: Params, env: VectorEnv, settings: EvalSettin
     params = params.to(device)
     frozen = _frozen(env, normalizer, params.dtype, settings.reward_shift)
     step = _compiled_step() if settings.compile else _step
-    obs_sums = None
-    if settings.collect_obs_stats:
-        obs_sums = torch.zeros(3, env.obs_dim, dtype=torch.float64, device=device)
+    obs_sums = ObsSums.zeros(popsize, slots, env.obs_dim, device) if settings.collect_obs_stats else None
     round_returns: list[torch.Tensor] = []
     round_lengths: list[torch.Tensor] = []
     # Beside an env that steps on its own CPU threads (the mujoco backend), torch's OpenMP workers spin-wait
@@ -281,11 +308,7 @@ def rollout(policy: Policy, params: Params, env: VectorEnv, settings: EvalSettin
 
     # Padding slots took real steps and saw real observations: they count as env steps and stats.
     steps_taken = ep_lengths.sum()
-    obs_stats = None
-    if obs_sums is not None:
-        count, total, squares = obs_sums[0, 0], obs_sums[1], obs_sums[2]
-        mean_obs = total / count.clamp_min(1)
-        obs_stats = (count, mean_obs, (squares - count * mean_obs * mean_obs).clamp_min(0.0))
+    obs_stats = obs_sums.stats() if obs_sums is not None else None
     ep_returns, ep_lengths = ep_returns[:, :episodes], ep_lengths[:, :episodes]
     return Evaluation(
         returns=ep_returns.mean(1),

@@ -39,6 +39,8 @@ class CartPole(TorchVectorEnv):
         super().__init__("CartPole-v1", num_envs, max_episode_steps=limit, device=device, dtype=dtype)
         high = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
         self._init_spaces(gym.spaces.Box(-high, high, dtype=np.float32), gym.spaces.Discrete(2))
+        # |x| and |theta| bounds in the state's dtype: one comparison of both in place of four against scalars
+        self._limits = torch.tensor([X_THRESHOLD, THETA_THRESHOLD], dtype=dtype, device=self.device)
 
     def initial_state(self, u: torch.Tensor) -> torch.Tensor:
         """Each of the 4 entries uniform in [-0.05, 0.05): u [N, 4] -> state [N, 4]."""
@@ -46,7 +48,7 @@ class CartPole(TorchVectorEnv):
 
     def dynamics(self, state: torch.Tensor, action: torch.Tensor):
         """state [N, 4], action [N] -> (next_state [N, 4], reward [N], terminated [N] bool)."""
-        x, x_dot, theta, theta_dot = state.unbind(-1)
+        x_dot, theta, theta_dot = state[:, 1], state[:, 2], state[:, 3]
         force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG).to(state.dtype)
         costheta = torch.cos(theta)
         sintheta = torch.sin(theta)
@@ -55,16 +57,13 @@ class CartPole(TorchVectorEnv):
             HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * torch.square(costheta) / TOTAL_MASS)
         )
         xacc = temp - POLE_MASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-        # explicit Euler: positions advance with the old velocities
-        x = x + TAU * x_dot
-        x_dot = x_dot + TAU * xacc
-        theta = theta + TAU * theta_dot
-        theta_dot = theta_dot + TAU * thetaacc
-        next_state = torch.stack((x, x_dot, theta, theta_dot), dim=-1)
-        terminated = (
-            (x < -X_THRESHOLD) | (x > X_THRESHOLD) | (theta < -THETA_THRESHOLD) | (theta > THETA_THRESHOLD)
-        )
-        reward = torch.ones_like(x)
+        # Explicit Euler (positions advance with the old velocities) as one multiply-add over the four entries, and
+        # the four bound checks as one: the same float operations as gymnasium's lines in 7 fewer torch ops (36). On a
+        # small batch each op costs a few microseconds whatever its size, so the op count is the step's cost.
+        next_state = state + TAU * torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=-1)
+        limits = self._limits if self._limits.dtype == state.dtype else self._limits.to(state.dtype)
+        terminated = (next_state[:, ::2].abs() > limits).any(-1)  # |x| > 2.4 or |theta| > 12 degrees
+        reward = torch.ones_like(theta)
         return next_state, reward, terminated
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
