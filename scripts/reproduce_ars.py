@@ -8,7 +8,8 @@ MuJoCo locomotion tasks (gymnasium's -v5 envs on neuroevo's mujoco backend), sev
 Each run uses its task card (envs/<task>.toml: the paper's step size, directions, top directions, noise
 and reward shift) and stops at the card's threshold or after ``--budget`` times the paper's median
 number of episodes; ``--set KEY=VALUE`` changes a card setting for every run. Seeds already in ``--out`` from
-the same settings are kept, so a killed invocation resumes at its next seed. Writes, per task,
+the same settings are kept, and each seed runs in ``--runs``/<task>/seed<k> with a checkpoint every generation, so
+a killed invocation continues the seed it was in from its last generation. Writes, per task,
 ``<task>.json`` (evaluated return of the center against training episodes and env steps, per seed, and the
 episodes each seed needed to reach the threshold) and one ``ars_mujoco.png`` with a panel per task measured in
 ``--out`` (each seed's curve against episodes).
@@ -20,7 +21,6 @@ import argparse
 import json
 import math
 import statistics
-import tempfile
 from pathlib import Path
 
 from neuroevo import Trainer, resolve_config
@@ -47,23 +47,42 @@ def with_settings(task: str, settings: list[dict]):
 
 def run_seed(task: str, seed: int, budget: float, threads: int | None, run_dir: Path,
              settings: list[dict] | None = None) -> dict:
-    """One ARS run with the card's settings (and ``settings``, parsed ``--set`` overrides); the evaluated return
-    of the center against training episodes and env steps."""
+    """One ARS run with the card's settings (and ``settings``, parsed ``--set`` overrides) in ``run_dir``, continued
+    from its last checkpoint when an earlier invocation was killed mid-run; the evaluated return of the center
+    against training episodes and env steps."""
     card = with_settings(task, settings or [])
     popsize = card.ars.popsize * card.env.episodes
     generations = max(1, round(budget * PAPER_MEDIAN_EPISODES[task] / popsize))
     overrides = {"run": {"algo": "ars", "seed": seed, "device": "cpu", "generations": generations},
                  "env": {"num_threads": threads}}
-    trainer = Trainer(config_from_dict(overrides, card), run_dir)
+    config = config_from_dict(overrides, card)
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        earlier = json.loads((run_dir / "config.json").read_text())
+        if _without_threads(earlier) != _without_threads(json.loads(json.dumps(config.to_dict()))):
+            raise SystemExit(f"{run_dir} holds a {task} run with other settings than this invocation's: move it away "
+                             "to start afresh, or rerun with its settings")
+        trainer = Trainer.resume(run_dir)
+    else:
+        trainer = Trainer(config, run_dir, overwrite=True)
     result = trainer.run()
+    if result.interrupted:  # SIGINT / SIGTERM: the trainer checkpointed its last generation; the seed is not done
+        raise SystemExit(f"{task} seed {seed} interrupted at generation {result.generations}; rerun the same command "
+                         f"to continue it from {run_dir}")
+    # metrics.jsonl holds every generation, also those before a resume (the trainer keeps only recent ones)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     curve = [
         {"episodes": row["episodes"], "env_steps": row["env_steps"], "return": row["eval/return_mean"]}
-        for row in result.history
+        for row in rows
         if "eval/return_mean" in row
     ]
     reached = next((p["episodes"] for p in curve if p["return"] >= card.env.threshold), None)
     return {"seed": seed, "curve": curve, "episodes_to_threshold": reached, "wall_s": result.wall_time,
             "final_return": result.final_eval_return, "best_return": result.best_eval_return}
+
+
+def _without_threads(config: dict) -> dict:
+    """A config dict without the physics thread count, which changes speed only."""
+    return {**config, "env": {k: v for k, v in config["env"].items() if k != "num_threads"}}
 
 
 def summarize(card, task: str, runs: list[dict], settings: list[str] | None = None) -> dict:
@@ -128,6 +147,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0, help="episode budget, in paper medians")
     parser.add_argument("--threads", type=int, default=None, help="physics threads (default: all cores)")
     parser.add_argument("--out", default="results/ars_mujoco")
+    parser.add_argument("--runs", default="runs/reproduce_ars",
+                        help="run directories (<runs>/<task>/seed<k>, with checkpoints: a killed seed continues there)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the task cards for every run, as neuroevo train --set (e.g. "
                              "policy.normalize_obs=false); the JSON records them")
@@ -141,15 +162,15 @@ def main() -> None:
             raise SystemExit(f"no paper figures for {task}; choose from {', '.join(PAPER_MEDIAN_EPISODES)}")
         card = with_settings(task, settings)
         runs = finished_runs(out / f"{task}.json", args.set, card)
-        with tempfile.TemporaryDirectory() as tmp:
-            for seed in (int(s) for s in args.seeds.split(",")):
-                if any(r["seed"] == seed for r in runs):  # resumed: finished by an earlier invocation
-                    continue
-                runs.append(run_seed(task, seed, args.budget, args.threads, Path(tmp) / str(seed), settings))
-                print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
-                # written after every seed: a killed run keeps the seeds it finished
-                results[task] = summarize(card, task, runs, args.set)
-                (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
+        for seed in (int(s) for s in args.seeds.split(",")):
+            if any(r["seed"] == seed for r in runs):  # resumed: finished by an earlier invocation
+                continue
+            run_dir = Path(args.runs) / task / f"seed{seed}"
+            runs.append(run_seed(task, seed, args.budget, args.threads, run_dir, settings))
+            print(task, json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
+            # written after every seed: a killed run keeps the seeds it finished
+            results[task] = summarize(card, task, runs, args.set)
+            (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
         runs.sort(key=lambda r: r["seed"])
         results[task] = summarize(card, task, runs, args.set)  # also when every seed was resumed
         (out / f"{task}.json").write_text(json.dumps(results[task], indent=1) + "\n")
