@@ -92,6 +92,9 @@ def test_quick_mujoco_bench_returns_and_writes_figures(tmp_path, capsys):
         assert row["popsize"] == 2 and 1 <= row["mean_episode_length"] <= 8
         for key in ("env_steps", "seconds", "env_steps_per_s", "percent_of_one_core", "percent_of_all_cores"):
             assert _positive_finite(row[key]), (key, row)
+        # the mujoco rows split their wall time into the physics call and the serial rest
+        assert (row.get("physics_phase_percent") is None) == (row["backend"] != "mujoco"), row
+        assert row["backend"] != "mujoco" or 0 < row["physics_phase_percent"] < 100, row
     same_episodes = [r for r in task["rows"] if r["backend"] in ("mujoco", "gymnasium")]
     assert len({(r["policy"], r["env_steps"]) for r in same_episodes}) == 2  # the same seeded episodes
 

@@ -67,33 +67,61 @@ def random_population(policy: Policy, popsize: int, seed: int) -> torch.Tensor:
 Repeat = Callable[[], tuple[int, float, float]]
 
 
+class PhysicsPhase:
+    """Wall seconds the mujoco backend spends inside its physics call (``env.physics.step``: the stepping threads'
+    phase of each lock-step). The rest of a repeat's wall time is serial work on the calling thread while the other
+    stepping threads wait: the policy forward, the task's observation and reward math, the episode bookkeeping."""
+
+    def __init__(self, physics: Any):
+        self.seconds = 0.0
+        self.shares: list[float] = []  # per repeat: physics seconds / wall seconds
+        self._step = physics.step
+        physics.step = self._timed
+
+    def _timed(self, *args: Any) -> None:
+        start = time.perf_counter()
+        try:
+            self._step(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def evaluation_repeat(
     env_id: str, policy: Policy, params: torch.Tensor, backend: str, device: torch.device, settings: dict[str, Any]
-) -> tuple[Repeat, Callable[[], None], int]:
+) -> tuple[Repeat, Callable[[], None], int, PhysicsPhase | None]:
     """(one timed ``rollout.evaluate`` of ``params`` [P, D] on ``env_id`` through ``backend``, its closer, its
-    workers): "mujoco" on ``physics_threads`` threads, "gymnasium" or "warp". The env is made and warmed up
-    (a WARMUP_STEPS-step evaluation) here, outside the clock; every repeat runs the same episodes."""
+    workers, the clock of its physics phase for "mujoco"): "mujoco" on ``physics_threads`` threads, "gymnasium"
+    or "warp". The env is made and warmed up (a WARMUP_STEPS-step evaluation) here, outside the clock; every repeat
+    runs the same episodes."""
     from neuroevo.rollout import evaluate
 
     workers = settings["physics_threads"] if backend == "mujoco" else 1
     env = make_env(env_id, params.shape[0], device=device, backend=backend, num_threads=workers)
     params = params.to(device)
     evaluate(policy, params, env, seed=settings["seed"], max_steps=WARMUP_STEPS)
+    clock = PhysicsPhase(getattr(env, "physics")) if backend == "mujoco" else None  # noqa: B009 (MujocoVectorEnv)
 
     def repeat() -> tuple[int, float, float]:
+        if clock is not None:
+            clock.seconds = 0.0
         start = time.perf_counter()
         result = evaluate(policy, params, env, seed=settings["seed"], max_steps=settings["max_steps"])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return result.env_steps, time.perf_counter() - start, float(result.episode_lengths.float().mean())
+        seconds = time.perf_counter() - start
+        if clock is not None:
+            clock.shares.append(clock.seconds / seconds)
+        return result.env_steps, seconds, float(result.episode_lengths.float().mean())
 
-    return repeat, env.close, workers
+    return repeat, env.close, workers, clock
 
 
 def _row(backend: str, device: str, policy: Policy, workers: int, popsize: int,
-         runs: list[tuple[int, float, float]]) -> dict[str, Any]:
-    """A row from its timed repeats: the best repeat's rate."""
-    steps, seconds, mean_len = max(runs, key=lambda r: r[0] / r[1])
+         runs: list[tuple[int, float, float]], clock: PhysicsPhase | None = None) -> dict[str, Any]:
+    """A row from its timed repeats: the best repeat's rate (and its physics phase's share of the wall time, for the
+    mujoco backend)."""
+    best = max(range(len(runs)), key=lambda i: runs[i][0] / runs[i][1])
+    steps, seconds, mean_len = runs[best]
     return {
         "backend": backend,
         "device": device,
@@ -105,6 +133,7 @@ def _row(backend: str, device: str, policy: Policy, workers: int, popsize: int,
         "seconds": seconds,
         "env_steps_per_s": steps / seconds,
         "repeat_rates": [r[0] / r[1] for r in runs],
+        "physics_phase_percent": 100.0 * clock.shares[best] if clock is not None else None,
     }
 
 
@@ -113,12 +142,12 @@ def bench_task_evaluation(
 ) -> dict[str, Any]:
     """The row of ``rollout.evaluate`` of ``params`` [P, D] on ``env_id`` through ``backend`` (see
     :func:`evaluation_repeat`), its best of ``settings["repeats"]``."""
-    repeat, close, workers = evaluation_repeat(env_id, policy, params, backend, device, settings)
+    repeat, close, workers, clock = evaluation_repeat(env_id, policy, params, backend, device, settings)
     try:
         runs = [repeat() for _ in range(settings["repeats"])]
     finally:
         close()
-    return _row(backend, str(device), policy, workers, params.shape[0], runs)
+    return _row(backend, str(device), policy, workers, params.shape[0], runs, clock)
 
 
 def settings(args: argparse.Namespace, quick: bool) -> dict[str, Any]:
@@ -177,17 +206,20 @@ def _task_rows(
     limit_clock = PhysicsLimit(env_id, policy, params, settings["seed"], settings["max_steps"],
                                settings["physics_min_s"])
     timed: list[tuple[str, str, int, Repeat]] = []
+    clocks: list[PhysicsPhase | None] = []
     closers = [limit_clock.close]
     try:
         for device in devices:
-            repeat, close, workers = evaluation_repeat(env_id, policy, params, "mujoco", device, settings)
+            repeat, close, workers, clock = evaluation_repeat(env_id, policy, params, "mujoco", device, settings)
             closers.append(close)
             timed.append(("mujoco", str(device), workers, repeat))
+            clocks.append(clock)
         if references["envpool"]:
             threads = settings["physics_threads"]
             repeat = mujoco_envpool.envpool_repeat(env_id, policy, params, threads, settings["seed"],
                                                    settings["max_steps"])
             timed.append(("envpool", "cpu", threads, repeat))
+            clocks.append(None)
         limit_rates: list[float] = []
         runs: dict[int, list[tuple[int, float, float]]] = {i: [] for i in range(len(timed))}
         for _ in range(settings["repeats"]):
@@ -197,7 +229,7 @@ def _task_rows(
     finally:
         for close in closers:
             close()
-    rows = [_row(b, d, policy, w, popsize, runs[i]) for i, (b, d, w, _) in enumerate(timed)]
+    rows = [_row(b, d, policy, w, popsize, runs[i], clocks[i]) for i, (b, d, w, _) in enumerate(timed)]
     if popsize <= REFERENCE_MAX_POPSIZE:
         rows.append(bench_task_evaluation(env_id, policy, params, "gymnasium", torch.device("cpu"), settings))
         if references["evotorch"]:
@@ -275,6 +307,8 @@ def _table(cores: int) -> Table:
             Column("env steps/s", 12, lambda r: fmt_count(r["env_steps_per_s"])),
             Column("% 1-core", 9, lambda r: f"{r['percent_of_one_core']:.0f}%"),
             Column(f"% {cores}-core", 9, lambda r: f"{r['percent_of_all_cores']:.0f}%"),
+            Column("physics phase", 13, lambda r: "" if r.get("physics_phase_percent") is None
+                   else f"{r['physics_phase_percent']:.0f}%"),
         ],
         indent="    ",
     )
@@ -308,5 +342,9 @@ def report(figures: dict[str, Any]) -> list[str]:
     lines.append(
         f"  goal: mujoco >= {TARGET_PHYSICS_PERCENT:.0f}% of the {cores}-core limit on every row; gymnasium and "
         f"EvoTorch rows only up to P = {REFERENCE_MAX_POPSIZE}"
+    )
+    lines.append(
+        "  physics phase: the share of the mujoco row's wall time inside its physics call (the stepping threads at "
+        "work); the rest is serial work on one thread (policy forward, observations, rewards, episode bookkeeping)"
     )
     return lines
