@@ -310,13 +310,26 @@ def load_card(path: Path) -> dict[str, Any]:
         raise ValueError(f"task card {path} is not valid TOML: {err}") from None
 
 
+#: What an env id without a card gets beyond the defaults, by id prefix: pixels go to the Nature CNN, unnormalized
+#: (the defaults' MLP over normalized inputs would see 28,224 of them). The atari backend's own preprocessing
+#: defaults are already the papers' (``neuroevo.envs.atari.Preprocessing``).
+UNCARDED = {"ALE/": {"policy": {"kind": "cnn", "normalize_obs": False}}}
+
+
 def resolve_config(env: str, overrides: dict[str, Any] | None = None) -> Config:
     """The config for ``env`` (an env id or a card path): its card if there is one, then overrides.
 
-    Without a card, the env id runs with the defaults and ``env.id`` set.
+    Without a card, the env id runs with the defaults and ``env.id`` set, plus :data:`UNCARDED`'s settings for its
+    kind (the Nature CNN for an ALE id).
     """
     path = find_card(env)
-    data = load_card(path) if path is not None else {"env": {"id": env}}
+    if path is not None:
+        data = load_card(path)
+    else:
+        data = {"env": {"id": env}}
+        for prefix, settings in UNCARDED.items():
+            if env.startswith(prefix):
+                data.update(settings)
     config = config_from_dict(data)
     if config.run.target is None and config.env.threshold is not None and path is not None:
         config.run.target = config.env.threshold

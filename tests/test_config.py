@@ -40,6 +40,13 @@ def test_overrides_win_over_the_card_and_types_are_checked():
 def test_env_id_without_card_uses_defaults():
     config = resolve_config("MountainCar-v0", {"run": {"generations": 1}})
     assert config.env.id == "MountainCar-v0" and config.env.threshold is None and config.run.target is None
+    assert config.policy.kind == "mlp" and config.policy.normalize_obs
+
+
+def test_an_atari_game_without_a_card_gets_the_conv_policy_on_raw_pixels():
+    config = resolve_config("ALE/Pong-v5")
+    assert config.env.id == "ALE/Pong-v5" and config.policy.kind == "cnn" and not config.policy.normalize_obs
+    assert resolve_config("ALE/Pong-v5", {"policy": {"kind": "mlp"}}).policy.kind == "mlp"  # flags still win
 
 
 def test_card_path_and_broken_cards(tmp_path):
