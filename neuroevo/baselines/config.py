@@ -75,6 +75,13 @@ class PPOConfig(BaselineConfig):
     """initial log standard deviation of the Gaussian action distribution (continuous actions)"""
     ortho_init: bool = True
     """orthogonal initialization of the networks' weights (SB3's default)"""
+    policy: str = "MlpPolicy"
+    """SB3's policy class: ``MlpPolicy``, or ``CnnPolicy`` (Nature CNN features, as the Zoo runs Atari; ``hidden``
+    and ``activation`` then do not apply)"""
+    env_wrapper: str | None = None
+    """``"atari"``: SB3's ``AtariWrapper`` around an ``ALE/...`` env for training, as the Zoo's Atari entry"""
+    frame_stack: int = 1
+    """observations stacked by ``VecFrameStack`` while training (the Zoo's 4 on Atari; 1: none)"""
 
 
 @dataclass

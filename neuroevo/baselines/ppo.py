@@ -23,6 +23,9 @@ from neuroevo.config import Config
 #: kept under its old name: what a finished PPO run gives back
 PPOResult = BaselineResult
 
+#: SB3's policy classes a card's ``ppo.policy`` may name
+POLICIES = ("MlpPolicy", "CnnPolicy")
+
 
 def _linear(initial: float, progress_remaining: float) -> float:
     return progress_remaining * initial
@@ -48,6 +51,12 @@ def check_ppo_config(ppo: PPOConfig) -> None:
             raise ValueError(f"ppo.{name} must be positive, got {getattr(ppo, name)}")
     schedule(ppo.lr, "lr")
     schedule(ppo.clip_range, "clip_range")
+    if ppo.policy not in POLICIES:
+        raise ValueError(f"ppo.policy must be one of {', '.join(POLICIES)}, got {ppo.policy!r}")
+    if ppo.env_wrapper not in (None, "atari"):
+        raise ValueError(f"ppo.env_wrapper must be 'atari' or unset, got {ppo.env_wrapper!r}")
+    if ppo.frame_stack < 1:
+        raise ValueError(f"ppo.frame_stack must be >= 1, got {ppo.frame_stack}")
 
 
 def rollout_steps(ppo: PPOConfig) -> int:
@@ -57,15 +66,14 @@ def rollout_steps(ppo: PPOConfig) -> int:
 
 def build_ppo(ppo: PPOConfig, env: VecEnv, seed: int) -> PPO:
     """SB3's PPO on the training envs ``env``, with ``ppo``'s settings."""
-    policy_kwargs = {
-        "net_arch": {"pi": list(ppo.hidden), "vf": list(ppo.hidden)},
-        "activation_fn": ACTIVATIONS[ppo.activation],
-        "ortho_init": ppo.ortho_init,
-    }
+    policy_kwargs: dict = {"ortho_init": ppo.ortho_init}
+    if ppo.policy == "MlpPolicy":  # CnnPolicy: SB3's Nature CNN and linear heads, as the Zoo runs it
+        policy_kwargs.update(net_arch={"pi": list(ppo.hidden), "vf": list(ppo.hidden)},
+                             activation_fn=ACTIVATIONS[ppo.activation])
     if isinstance(env.action_space, gym.spaces.Box):
         policy_kwargs["log_std_init"] = ppo.log_std_init
     return PPO(
-        "MlpPolicy",
+        ppo.policy,
         env,
         learning_rate=schedule(ppo.lr, "lr"),
         n_steps=ppo.n_steps,

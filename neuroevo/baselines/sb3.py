@@ -101,6 +101,8 @@ def check_settings(config: Config, algo: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"{algo}.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     baseline(algo).check(table)
+    if getattr(table, "env_wrapper", None) == "atari" and not config.env.id.startswith("ALE/"):
+        raise ValueError(f"{algo}.env_wrapper = 'atari' needs an ALE/... env, got {config.env.id}")
     if algo in ("sac", "td3"):
         env = gym.make(resolve_env_id(config.env.id, config.env.entry_point), **config.env.kwargs)
         space = env.action_space
@@ -150,13 +152,41 @@ def warn_if_untuned(config: Config, algo: str = "ppo") -> bool:
 
 
 def make_training_envs(config: Config, algo: str, seed: int) -> VecEnv:
-    """``num_envs`` Monitor-wrapped copies of gymnasium's env in a DummyVecEnv (VecNormalize with ``normalize``)."""
+    """``num_envs`` Monitor-wrapped copies of gymnasium's env in a DummyVecEnv (VecNormalize with ``normalize``;
+    for ``env_wrapper = "atari"``, the Zoo's Atari pipeline: :func:`atari_training_envs`)."""
     table = settings(config, algo)
     env_id = resolve_env_id(config.env.id, config.env.entry_point)  # a user's env: imported / registered
+    if getattr(table, "env_wrapper", None) == "atari":
+        return atari_training_envs(env_id, table, seed, config.env.max_steps, dict(config.env.kwargs))
     env: VecEnv = make_vec_env(env_id, n_envs=table.num_envs, seed=seed, env_kwargs=dict(config.env.kwargs))
     if table.normalize:
         env = VecNormalize(env, gamma=table.gamma)
     return env
+
+
+def atari_training_envs(env_id: str, table: Any, seed: int, max_steps: int | None, settings: dict[str, Any]) -> VecEnv:
+    """The RL Zoo's Atari training envs: gymnasium's ``ALE/...`` env without its own frame skip, SB3's
+    ``AtariWrapper`` (no-ops, frame skip with a max over the last two frames, 84x84 grayscale, a life lost ends the
+    episode, FIRE at reset where the game has it, rewards clipped to their sign: the Zoo trains so), the card's time
+    limit in agent steps, and ``VecFrameStack`` of ``table.frame_stack`` frames. The card's preprocessing settings
+    (``[env.kwargs]``) set the no-ops, frame skip, screen size and sticky actions; evaluations run on the card's own
+    protocol instead (:class:`DeterministicEvaluator`)."""
+    from stable_baselines3.common.atari_wrappers import AtariWrapper
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from neuroevo.envs.atari import Preprocessing
+
+    pre = Preprocessing(**settings).check(env_id)
+    steps = max_steps or pre.default_max_steps
+
+    def wrap(env: gym.Env) -> gym.Env:
+        env = AtariWrapper(env, noop_max=pre.noop_max, frame_skip=pre.frame_skip, screen_size=pre.screen_size)
+        return gym.wrappers.TimeLimit(env, max_episode_steps=int(steps))
+
+    made = {"frameskip": 1, "repeat_action_probability": float(pre.sticky_actions),
+            "full_action_space": pre.full_action_space}
+    env = make_vec_env(env_id, n_envs=table.num_envs, seed=seed, env_kwargs=made, wrapper_class=wrap)
+    return VecFrameStack(env, n_stack=table.frame_stack) if table.frame_stack > 1 else env
 
 
 @dataclass
@@ -181,9 +211,10 @@ class DeterministicEvaluator:
     ``VecNormalize`` statistics when there are some. Returns are the env's own (unnormalized)."""
 
     def __init__(self, env_id: str, episodes: int, seed: int, max_steps: int | None = None, **env_kwargs: Any):
-        kwargs: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps is not None else {}
-        kwargs.update(env_kwargs)
-        self.envs = [gym.make(env_id, **kwargs) for _ in range(episodes)]
+        from neuroevo.envs.gym_backend import make_gymnasium_env
+
+        # the env every evaluation uses (neuroevo eval's): for an ALE id, the card's preprocessing and time limit
+        self.envs = [make_gymnasium_env(env_id, max_episode_steps=max_steps, **env_kwargs) for _ in range(episodes)]
         self.seeds = [derive_seed(seed, -1) % 2**31 + i for i in range(episodes)]
 
     def __call__(self, model: BaseAlgorithm) -> tuple[np.ndarray, int]:

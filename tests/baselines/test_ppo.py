@@ -83,3 +83,36 @@ def test_untuned_task_warns_and_too_small_budget_says_the_minimum():
     small = resolve_config("CartPole-v1", {"run": {"steps": 100}})
     with pytest.raises(ValueError, match=r"too small for one PPO update .*8 envs x 32 steps.*at least 256"):
         ppo_budget(small)
+
+
+def test_the_atari_card_trains_ppo_as_the_zoo_and_evaluates_it_on_the_cards_protocol(tmp_path):
+    pytest.importorskip("ale_py")
+    from stable_baselines3.common.atari_wrappers import AtariWrapper
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    from neuroevo.baselines import sb3
+    from neuroevo.baselines.ppo import build_model
+
+    config = resolve_config("ALE/Frostbite-v5", {
+        "run": {"seed": 0, "eval_episodes": 2, "steps": 64}, "env": {"max_steps": 40},
+        "ppo": {"num_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 1, "eval_points": 2}})
+    assert config.ppo.policy == "CnnPolicy" and config.ppo.frame_stack == 4  # the Zoo's atari entry, from the card
+    model = build_model(config, seed=0)
+    assert isinstance(model.policy, ActorCriticCnnPolicy) and model.observation_space.shape == (4, 84, 84)
+    inner = model.get_env().venv.venv.envs[0]  # VecTransposeImage > VecFrameStack > DummyVecEnv > TimeLimit
+    assert type(inner.env) is AtariWrapper and inner._max_episode_steps == 40  # the card's cap, in agent steps
+    assert inner.unwrapped.ale.getFloat("repeat_action_probability") == 0  # no sticky actions, as the card
+    model.get_env().close()
+    # evaluations run on neuroevo eval's env: the card's preprocessing, unclipped score, the card's time limit
+    evaluator = sb3.DeterministicEvaluator("ALE/Frostbite-v5", 2, seed=0, max_steps=40, **config.env.kwargs)
+    assert evaluator.envs[0].observation_space.shape == (4, 84, 84) and evaluator.envs[0].spec.max_episode_steps == 40
+    evaluator.close()
+
+    result = train_ppo(config, tmp_path / "run")
+    assert result.env_steps == 64 and len(result.history) == 2
+    assert all(np.isfinite(row["eval/return_mean"]) and row["eval/env_steps"] > 0 for row in result.history)
+
+    with pytest.raises(ValueError, match="env_wrapper = 'atari' needs an ALE"):
+        train_ppo(resolve_config("CartPole-v1", {"run": {"steps": 64}, "ppo": {"env_wrapper": "atari"}}))
+    with pytest.raises(ValueError, match="ppo.policy must be one of"):
+        train_ppo(resolve_config("CartPole-v1", {"run": {"steps": 64}, "ppo": {"policy": "Nope"}}))
