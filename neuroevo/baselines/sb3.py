@@ -101,8 +101,19 @@ def check_settings(config: Config, algo: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"{algo}.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     baseline(algo).check(table)
-    if getattr(table, "env_wrapper", None) == "atari" and not config.env.id.startswith("ALE/"):
-        raise ValueError(f"{algo}.env_wrapper = 'atari' needs an ALE/... env, got {config.env.id}")
+    frames = getattr(table, "frame_stack", 1)
+    if getattr(table, "env_wrapper", None) == "atari":
+        from neuroevo.envs.atari import Preprocessing
+
+        if not config.env.id.startswith("ALE/"):
+            raise ValueError(f"{algo}.env_wrapper = 'atari' needs an ALE/... env, got {config.env.id}")
+        stack = Preprocessing(**config.env.kwargs).frame_stack  # what the evaluations' env stacks
+        if frames != stack:
+            raise ValueError(f"{algo}.frame_stack ({frames}) must be the env's frame_stack ({stack}): "
+                             "the evaluations play the trained policy on the card's env")
+    elif frames != 1:
+        raise ValueError(f"{algo}.frame_stack is for env_wrapper = 'atari' (the evaluations do not stack frames "
+                         f"of {config.env.id})")
     if algo in ("sac", "td3"):
         env = gym.make(resolve_env_id(config.env.id, config.env.entry_point), **config.env.kwargs)
         space = env.action_space

@@ -114,5 +114,9 @@ def test_the_atari_card_trains_ppo_as_the_zoo_and_evaluates_it_on_the_cards_prot
 
     with pytest.raises(ValueError, match="env_wrapper = 'atari' needs an ALE"):
         train_ppo(resolve_config("CartPole-v1", {"run": {"steps": 64}, "ppo": {"env_wrapper": "atari"}}))
+    with pytest.raises(ValueError, match=r"ppo.frame_stack \(2\) must be the env's frame_stack \(4\)"):
+        train_ppo(resolve_config("ALE/Frostbite-v5", {"run": {"steps": 64}, "ppo": {"frame_stack": 2}}))
+    with pytest.raises(ValueError, match="ppo.frame_stack is for env_wrapper = 'atari'"):
+        train_ppo(resolve_config("CartPole-v1", {"run": {"steps": 64}, "ppo": {"frame_stack": 4}}))
     with pytest.raises(ValueError, match="ppo.policy must be one of"):
         train_ppo(resolve_config("CartPole-v1", {"run": {"steps": 64}, "ppo": {"policy": "Nope"}}))
