@@ -103,9 +103,9 @@ def check_settings(config: Config, algo: str) -> None:
     baseline(algo).check(table)
     frames = getattr(table, "frame_stack", 1)
     if getattr(table, "env_wrapper", None) == "atari":
-        from neuroevo.envs.atari import Preprocessing
+        from neuroevo.envs.atari import Preprocessing, is_atari
 
-        if not config.env.id.startswith("ALE/"):
+        if not is_atari(config.env.id):
             raise ValueError(f"{algo}.env_wrapper = 'atari' needs an ALE/... env, got {config.env.id}")
         stack = Preprocessing(**config.env.kwargs).frame_stack  # what the evaluations' env stacks
         if frames != stack:
@@ -194,9 +194,7 @@ def atari_training_envs(env_id: str, table: Any, seed: int, max_steps: int | Non
         env = AtariWrapper(env, noop_max=pre.noop_max, frame_skip=pre.frame_skip, screen_size=pre.screen_size)
         return gym.wrappers.TimeLimit(env, max_episode_steps=int(steps))
 
-    made = {"frameskip": 1, "repeat_action_probability": float(pre.sticky_actions),
-            "full_action_space": pre.full_action_space}
-    env = make_vec_env(env_id, n_envs=table.num_envs, seed=seed, env_kwargs=made, wrapper_class=wrap)
+    env = make_vec_env(env_id, n_envs=table.num_envs, seed=seed, env_kwargs=pre.gym_make_kwargs, wrapper_class=wrap)
     return VecFrameStack(env, n_stack=table.frame_stack) if table.frame_stack > 1 else env
 
 

@@ -80,6 +80,14 @@ class Preprocessing:
         return self
 
     @property
+    def gym_make_kwargs(self) -> dict[str, Any]:
+        """``gym.make`` arguments of gymnasium's ``ALE/...`` env under wrappers that do the frame skip themselves
+        (gymnasium's ``AtariPreprocessing``, SB3's ``AtariWrapper``): no frame skip of its own, these sticky
+        actions and action set."""
+        return {"frameskip": 1, "repeat_action_probability": float(self.sticky_actions),
+                "full_action_space": self.full_action_space}
+
+    @property
     def default_max_steps(self) -> int:
         """The time limit without one given: ale-py's and gymnasium's 108,000 frames, in agent steps."""
         return DEFAULT_MAX_FRAMES // int(self.frame_skip)
@@ -267,6 +275,4 @@ def gymnasium_reference(env_id: str, **settings: Any) -> tuple[dict, list]:
         # ale-py pads a new game's stack with blank frames
         return FrameStackObservation(env, pre.frame_stack, padding_type="zero")
 
-    make_kwargs = {"frameskip": 1, "repeat_action_probability": float(pre.sticky_actions),
-                   "full_action_space": pre.full_action_space}
-    return make_kwargs, [preprocess]
+    return pre.gym_make_kwargs, [preprocess]
