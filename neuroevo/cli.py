@@ -165,7 +165,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     command = "neuroevo " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     comparison = run_comparison(
         args.task, args.algos, args.steps, args.seeds, args.out, overrides or None,
-        threads=args.threads, on_run=on_run, command=command,
+        threads=args.threads, on_run=on_run, command=command, archive=args.archive,
     )
     report = write_report(comparison, args.out)
     print(f"report: {args.out}/report.md ({', '.join(p.name for p in report['files'])})")
@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 (default 3)")
     cmp.add_argument("--out", required=True, help="comparison directory")
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (default 1)")
+    cmp.add_argument("--archive", metavar="DIR", help="keep every finished run's record (results, curve, settings; "
+                     "no checkpoints) in DIR too, and skip the runs recorded there: commit DIR to carry a long "
+                     "comparison across machines or sessions")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
     cmp.add_argument("--log", metavar="FORMATS", help="output formats of every run (see train --log)")
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)

@@ -10,6 +10,11 @@ run makes every ``save_every`` env steps; ``neuroevo.baselines.sb3``), so a cras
 finished run and at most ``save_every`` env steps of an unfinished one. Evolution runs spend the whole
 budget (the card's stop target is dropped), like the baselines, so that the curves cover the same env steps.
 
+A comparison that outlives its machine (hours of SAC on a shared box, a study spread over several sessions or
+hosts) keeps an ``archive``: every finished run's record (:data:`RECORD_FILES`, a few hundred KB; no
+checkpoints) is copied there, and a run whose record is there counts as finished in any ``out``. Commit the
+archive, and a rerun from a fresh clone trains only what is missing.
+
 Layout of ``out``::
 
     compare.json              the comparison's task, budget, seeds and algorithms
@@ -42,6 +47,8 @@ from neuroevo.envs import make_env
 ALGOS: tuple[str, ...] = (*ALGORITHMS, *BASELINES)
 #: what ``neuroevo compare`` runs by default
 DEFAULT_ALGOS: tuple[str, ...] = ("es", "ga", "ars", "ppo")
+#: a finished run's record, what an archive keeps: the report's inputs and the run's settings, result.json last
+RECORD_FILES: tuple[str, ...] = ("config.json", "command.txt", "metrics.jsonl", "result.json")
 
 
 @dataclass
@@ -168,6 +175,7 @@ def run_comparison(
     threads: int | None = 1,
     on_run: Callable[[str, int, str], None] | None = None,
     command: str | None = None,
+    archive: str | Path | None = None,
 ) -> Comparison:
     """Run (or complete) the comparison in ``out`` and return it.
 
@@ -181,6 +189,8 @@ def run_comparison(
         threads: torch CPU threads for every run (None: torch's default).
         on_run: called with (algo, seed, status) where status is 'skip', 'start' or 'done'.
         command: the command line, kept in compare.json for the report.
+        archive: a directory of finished runs' records (see the module docstring): runs recorded there are
+            copied into ``out`` and skipped, and each run finished here is recorded there.
     """
     algos = parse_algos(algos)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -199,6 +209,9 @@ def run_comparison(
     if command is not None:
         info["command"] = command
         atomic_write_json(out / "compare.json", info)
+    if archive is not None:
+        archive = Path(archive)
+        _check_same(archive / "compare.json", card, steps, overrides)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -206,16 +219,58 @@ def run_comparison(
         for algo in algos:
             for seed in seeds:
                 run_dir = out / algo / f"seed{seed}"
+                if archive is not None and not (run_dir / "result.json").exists():
+                    _copy_record(archive / algo / f"seed{seed}", run_dir)
                 if (run_dir / "result.json").exists():
                     _notify(on_run, algo, seed, "skip")
-                    continue
-                _notify(on_run, algo, seed, "start")
-                _run_one(task, algo, seed, steps, overrides, run_dir, command)
-                _notify(on_run, algo, seed, "done")
+                else:
+                    _notify(on_run, algo, seed, "start")
+                    _run_one(task, algo, seed, steps, overrides, run_dir, command)
+                    _notify(on_run, algo, seed, "done")
+                if archive is not None:
+                    _copy_record(run_dir, archive / algo / f"seed{seed}")
+                    atomic_write_json(archive / "compare.json", {**info, "seeds": seeds, "algos": algos}
+                                      | _archived(archive))
     finally:
         torch.set_num_threads(previous)
     atomic_write_json(out / "compare.json", info)
     return load_comparison(out)
+
+
+def _copy_record(src: Path, dst: Path) -> None:
+    """Copy a finished run's record from ``src`` to ``dst`` (nothing when ``src`` holds no finished run; an
+    unfinished run in ``dst`` is replaced; result.json goes last, so a copy cut short is not a finished run)."""
+    if not (src / "result.json").exists() or src.resolve() == dst.resolve():
+        return
+    if (dst / "result.json").exists() and (dst / "result.json").read_bytes() == (src / "result.json").read_bytes():
+        return
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for name in RECORD_FILES:
+        if (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+
+
+def _archived(archive: Path) -> dict[str, list]:
+    """The algorithms and seeds an archive holds finished runs of (its compare.json lists them all)."""
+    done = sorted(p.parent for p in archive.glob("*/seed*/result.json"))
+    return {"algos": list(dict.fromkeys(d.parent.name for d in done)),
+            "seeds": sorted({int(d.name.removeprefix("seed")) for d in done})}
+
+
+def _check_same(path: Path, card: Config, steps: int, overrides: dict[str, Any] | None) -> None:
+    """A comparison directory (or archive) with ``path`` as its compare.json must hold the same task, budget
+    and overrides as the one being run; a one-line ``ValueError`` names the difference."""
+    if not path.exists():
+        return
+    info = json.loads(path.read_text())
+    if info["env_id"] != card.env.id or info["steps"] != steps or info.get("overrides") != (overrides or {}):
+        raise ValueError(
+            f"{path.parent} holds a comparison of {info['env_id']} at {info['steps']} steps with overrides "
+            f"{info.get('overrides')}, not {card.env.id} at {steps} steps with {overrides or {}}; pick another "
+            "directory"
+        )
 
 
 def _notify(on_run, algo: str, seed: int, status: str) -> None:
@@ -226,13 +281,9 @@ def _notify(on_run, algo: str, seed: int, status: str) -> None:
 def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -> dict[str, Any]:
     """compare.json: a new one, or the existing one extended by new seeds and algorithms (same task and budget)."""
     path = out / "compare.json"
+    _check_same(path, card, steps, overrides)
     if path.exists():
         info = json.loads(path.read_text())
-        if info["env_id"] != card.env.id or info["steps"] != steps or info.get("overrides") != (overrides or {}):
-            raise ValueError(
-                f"{out} holds a comparison of {info['env_id']} at {info['steps']} steps with overrides "
-                f"{info.get('overrides')}; pick another --out"
-            )
         info.setdefault("baselines", _baselines_info(card))  # a comparison from before SAC and TD3
         info["seeds"] = sorted(set(info["seeds"]) | set(seeds))
         info["algos"] = list(dict.fromkeys([*info["algos"], *algos]))

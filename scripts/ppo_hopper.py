@@ -2,11 +2,15 @@
 plus VecNormalize, 5 seeds at 1M env steps each, printed side by side with the published figures.
 
 Each variant is one ``neuroevo compare`` (``runs/ppo-hopper/<variant>/``: a rerun skips finished seeds and
-continues an interrupted one from its last save, so the script can be stopped and restarted at will); the
-summary goes to ``results/ppo-hopper/summary.md``. The full runs take hours of CPU per seed on a shared 2-core
-machine; ``--smoke`` runs both variants for one seed at a tiny budget into a temporary directory.
+continues an interrupted one from its last save, so the script can be stopped and restarted at will), with its
+archive in ``results/ppo-hopper/archive/<variant>/`` (each finished seed's record, committed: a rerun from a fresh
+clone trains only the seeds missing there); the summary of every variant's archive goes to
+``results/ppo-hopper/summary.md``. A run takes 15-35 minutes of one core here; ``--variants`` and ``--seeds`` split
+the study over processes (one per core, each on its own variant or seeds). ``--smoke`` runs both variants for one
+seed at a tiny budget into a temporary directory.
 
     PYTHONPATH=$PWD nice -n 10 python scripts/ppo_hopper.py          # the study (hours)
+    PYTHONPATH=$PWD python scripts/ppo_hopper.py --variants zoo --seeds 0,1   # part of it
     PYTHONPATH=$PWD python scripts/ppo_hopper.py --smoke             # a check of the script (a minute)
 """
 
@@ -17,7 +21,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from neuroevo.compare import run_comparison
+from neuroevo.compare import load_comparison, run_comparison
 
 #: published PPO figures on Hopper at 1M env steps, for the side-by-side
 PUBLISHED = [
@@ -36,7 +40,7 @@ VARIANTS = {"zoo": {}, "sb3-defaults-vecnormalize": {"ppo": SB3_DEFAULTS}}
 
 
 def summary_line(name: str, comparison) -> str:
-    runs = comparison.runs["ppo"]
+    runs = comparison.runs["ppo"] if comparison is not None else []
     if not runs:
         return f"| {name} | 0 | pending | pending | |"
     finals = [r.result["final_return"] for r in runs]
@@ -50,22 +54,31 @@ def summary_line(name: str, comparison) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="one seed at 4096 env steps, into a temporary folder")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds to train (default 0-4)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {','.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--runs", default="runs/ppo-hopper", help="where the runs go (resumable)")
-    parser.add_argument("--results", default="results/ppo-hopper", help="where summary.md goes")
+    parser.add_argument("--results", default="results/ppo-hopper", help="where summary.md and archive/ go")
     args = parser.parse_args()
     if args.smoke:
         tmp = Path(tempfile.mkdtemp(prefix="ppo-hopper-"))
-        args.seeds, args.steps, args.runs, args.results = 1, 4096, str(tmp / "runs"), str(tmp / "results")
+        args.seeds, args.steps, args.runs, args.results = "0", 4096, str(tmp / "runs"), str(tmp / "results")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    for name in variants:
+        overrides = VARIANTS[name]
+        extra = {"ppo": {**overrides.get("ppo", {}), "eval_points": 20 if args.smoke else 50}}
+        run_comparison("Hopper-v5", "ppo", args.steps, seeds, Path(args.runs) / name, extra,
+                       on_run=lambda algo, seed, status, n=name: print(f"{n} seed {seed}: {status}", flush=True),
+                       archive=Path(args.results) / "archive" / name)
     lines = ["| PPO settings | seeds done | final return (mean ± std over seeds) | best return | hours per seed |",
              "|---|---|---|---|---|"]
-    for name, overrides in VARIANTS.items():
-        extra = {"ppo": {**overrides.get("ppo", {}), "eval_points": 20 if args.smoke else 50}}
-        comparison = run_comparison("Hopper-v5", "ppo", args.steps, args.seeds, Path(args.runs) / name, extra,
-                                    on_run=lambda algo, seed, status, n=name: print(f"{n} seed {seed}: {status}",
-                                                                                  flush=True))
-        lines.append(summary_line(name, comparison))
+    for name in VARIANTS:  # every variant's archive, also those another process trains
+        archive = Path(args.results) / "archive" / name
+        lines.append(summary_line(name, load_comparison(archive) if (archive / "compare.json").exists() else None))
     text = "\n".join([
         f"# PPO on Hopper-v5: the RL Zoo's settings vs SB3's defaults + VecNormalize ({args.steps} env steps)",
         "", *lines, "", "Published figures:", "", *(f"- {what}: {value}" for what, value in PUBLISHED), "",

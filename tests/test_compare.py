@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from neuroevo.cli import main
-from neuroevo.compare import Comparison, Run, load_comparison, parse_algos, run_comparison
+from neuroevo.compare import RECORD_FILES, Comparison, Run, load_comparison, parse_algos, run_comparison
 from neuroevo.report import summarize, table, write_report
 
 # Small populations and short PPO updates so that every run on CartPole takes about a second.
@@ -70,6 +70,24 @@ def test_rerun_skips_finished_runs_and_redoes_an_unfinished_one(comparison_dir, 
     redone = json.loads((out / "ppo" / "seed1" / "result.json").read_text())
     original = json.loads((comparison_dir / "ppo" / "seed1" / "result.json").read_text())
     assert redone["final_return"] == original["final_return"]  # the same seed gives the same run
+
+
+def test_an_archive_carries_finished_runs_to_a_fresh_directory(comparison_dir, tmp_path):
+    archive = tmp_path / "archive"
+    run_comparison("CartPole-v1", "es,ppo", STEPS, 2, shutil.copytree(comparison_dir, tmp_path / "a"), TINY,
+                   archive=archive)
+    assert sorted(p.name for p in (archive / "ppo" / "seed1").iterdir()) == sorted(RECORD_FILES)  # no checkpoints
+    statuses = []
+    fresh = run_comparison("CartPole-v1", "es,ppo", STEPS, 2, tmp_path / "b", TINY, archive=archive,
+                           on_run=lambda *call: statuses.append(call))
+    assert {status for *_, status in statuses} == {"skip"}  # nothing retrained
+    original = load_comparison(comparison_dir)
+    for compared in (fresh, load_comparison(archive)):  # the archive is a comparison of its own, for reports
+        for algo in ("es", "ppo"):
+            assert [r.result for r in compared.runs[algo]] == [r.result for r in original.runs[algo]]
+            assert [r.curve for r in compared.runs[algo]] == [r.curve for r in original.runs[algo]]
+    with pytest.raises(ValueError, match="archive holds a comparison of CartPole-v1 at 4000 steps"):
+        run_comparison("CartPole-v1", "es", 2 * STEPS, 1, tmp_path / "c", TINY, archive=archive)
 
 
 def test_an_interrupted_evolution_run_continues_from_its_checkpoint(comparison_dir, tmp_path):
