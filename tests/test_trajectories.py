@@ -1,5 +1,5 @@
 """Recorded trajectories: ES, GA and ARS on CartPole-v1 and Hopper-v5 (a few generations, fixed seeds) must
-follow the trajectory recorded in ``tests/data/trajectories.json`` (to 1e-6), locally and on 2 Ray workers
+follow the trajectory recorded in ``tests/data/trajectories.json`` (to 1e-5), locally and on 2 Ray workers
 (bit-identical to local). Refactors of the evaluator, the envs or the optimizers must not move them; a change
 that must, re-records them (``python tests/test_trajectories.py --record``) and says why in its commit.
 """
@@ -52,7 +52,10 @@ def trajectory(env_id: str, algo: str, workers: int = 0) -> dict:
     }
 
 
-def _close(a, b, tol=1e-6) -> bool:
+# The rows hold float32 sums over episodes (returns, their standard deviation); the order of those sums and the
+# CPU's vector width move them by a few float32 roundings: up to 4e-6 on Hopper's evaluated return_std, measured
+# between two machines of this project; 1e-5 of max(1, |value|) absorbs that.
+def _close(a, b, tol=1e-5) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
     if isinstance(a, list):

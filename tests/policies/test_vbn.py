@@ -76,7 +76,8 @@ def test_members_alike_give_alike_outputs_whatever_the_population():
     obs = torch.randint(0, 256, (1, 3, policy.obs_dim), generator=torch.Generator().manual_seed(2),
                         dtype=torch.uint8).expand(4, 3, -1)
     out = policy(params, obs)
-    torch.testing.assert_close(out[2], out[0], rtol=0, atol=0)
+    # equal up to float32 rounding: the batched kernels may block the members' rows differently (1.4e-6 seen)
+    torch.testing.assert_close(out[2], out[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(policy(params[2:3].clone(), obs[:1]), out[2:3], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(out[1], out[0])
     # a changed population is a new tensor: its statistics are computed again (not those cached for `params`)
