@@ -119,6 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.video_steps is not None and (args.video_steps < 1 or not args.video):
+        raise ValueError(f"--video-steps must be at least 1, got {args.video_steps}" if args.video_steps < 1
+                         else "--video-steps needs --video PATH")
     if args.video and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         # Headless: MuJoCo's software renderer, chosen before anything imports mujoco.
         os.environ["MUJOCO_GL"] = "osmesa"
@@ -134,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"+/- {summary['std']:.2f} over {summary['episodes']} episodes"
     )
     if args.video:
-        video = record_video(args.checkpoint, args.video, args.env, seed=args.seed)
+        video = record_video(args.checkpoint, args.video, args.env, seed=args.seed, max_steps=args.video_steps)
         print(f"video: {video['path']}, {video['frames']} frames, return {video['return']:.2f}")
     return 0
 
@@ -265,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--video", metavar="PATH", help="also render one episode on gymnasium's env to PATH (.mp4)")
+    ev.add_argument("--video-steps", type=int, metavar="N",
+                    help="end the video's episode after N env steps (default: the env's own limit)")
     ev.add_argument("--policy-module", metavar="MODULE:CLASS",
                     help="the nn.Module class of a policy trained as an object (a run whose config names it "
                     "needs nothing)")

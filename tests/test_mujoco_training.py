@@ -45,7 +45,10 @@ def test_video_holds_the_episode_frames(hopper_run, tmp_path):
 def test_cli_eval_with_video(hopper_run, tmp_path, capsys):
     run_dir, _ = hopper_run
     out = tmp_path / "cli.mp4"
-    assert main(["eval", str(run_dir), "--env", "Hopper-v5", "--episodes", "3", "--video", str(out)]) == 0
+    assert main(["eval", str(run_dir), "--env", "Hopper-v5", "--episodes", "3", "--video", str(out),
+                 "--video-steps", "20"]) == 0
     printed = capsys.readouterr().out
-    assert "Hopper-v5 (gymnasium): mean return" in printed and f"video: {out}" in printed
+    assert "Hopper-v5 (gymnasium): mean return" in printed and f"video: {out}, " in printed
     assert out.stat().st_size > 0
+    assert main(["eval", str(run_dir), "--video", str(out), "--video-steps", "0"]) == 2
+    assert "--video-steps must be at least 1, got 0" in capsys.readouterr().err
