@@ -119,9 +119,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if args.video_steps is not None and (args.video_steps < 1 or not args.video):
-        raise ValueError(f"--video-steps must be at least 1, got {args.video_steps}" if args.video_steps < 1
-                         else "--video-steps needs --video PATH")
+    if args.video_steps is not None:  # checked before the evaluation, which takes a while
+        if args.video_steps < 1:
+            raise ValueError(f"--video-steps must be at least 1, got {args.video_steps}")
+        if not args.video:
+            raise ValueError("--video-steps needs --video PATH")
     if args.video and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         # Headless: MuJoCo's software renderer, chosen before anything imports mujoco.
         os.environ["MUJOCO_GL"] = "osmesa"
