@@ -83,15 +83,19 @@ def register_optimizer(name: str, cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
-def make_optimizer(name: str, center, config=None, *, layout=None, **kwargs) -> Optimizer:
+def make_optimizer(name: str, center, config=None, *, layout=None, init_scale=None, **kwargs) -> Optimizer:
     """The optimizer registered as ``name`` (a key of :data:`ALGORITHMS`). ``layout``: the policy's
-    ``param_layout()``, passed on to the optimizers that use one (``takes_layout``: EGGROLL), else ignored."""
+    ``param_layout()``, passed on to the optimizers that use one (``takes_layout``: EGGROLL), else ignored.
+    ``init_scale``: the policy's ``init_std()``, passed on to those that take one (``takes_init_scale``: GA,
+    random search, for ``init = "random"``), else ignored."""
     try:
         cls = ALGORITHMS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}") from None
     if layout is not None and cls.takes_layout:
         kwargs["layout"] = layout
+    if init_scale is not None and cls.takes_init_scale:
+        kwargs["init_scale"] = init_scale
     return cls(center, config, **kwargs)
 
 

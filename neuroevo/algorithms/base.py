@@ -62,6 +62,9 @@ class Optimizer:
     #: whether the constructor takes ``layout=`` (the policy's ``param_layout()``); ``make_optimizer`` passes
     #: a layout on only to these
     takes_layout: bool = False
+    #: whether the constructor takes ``init_scale=`` (the policy's init std per parameter, for random starting
+    #: points: GA, random search); ``make_optimizer`` passes one on only to these
+    takes_init_scale: bool = False
 
     def __init__(self, center: torch.Tensor | int, config: Any = None, *, seed: int = 0,
                  device: torch.device | str | None = None, **overrides: Any):

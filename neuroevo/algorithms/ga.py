@@ -6,10 +6,15 @@ Each generation, truncation selection keeps the top T members (``truncation``) a
 member is a uniformly chosen parent plus Gaussian mutation, child = parent + sigma * eps, eps from the
 shared noise table (so a child is named by (parent, offset)). No crossover.
 
+Generation 0 is ``init``: ``"center"`` (default), the starting point itself and mutants of it; ``"random"``
+(the paper's, the Atari cards'), popsize independent random networks, each a draw from the policy's own init
+distribution named by one noise offset (the paper's first seed, tau_0).
+
 Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates) is stored as its
 lineage, the list of (noise offset, sigma) of the mutations that made it from the starting point, and its
 parameters are rebuilt from that on demand (:class:`Lineages`). A checkpoint, and a Ray worker's full sync,
-hold one D-vector (the starting point) plus O(members x generations) numbers, whatever D is.
+hold one D-vector (the starting point; and the init scale with ``init = "random"``) plus O(members x generations)
+numbers, whatever D is.
 
 Two rules choose the elite, the member carried unmutated and returned as the solution, because one noisy
 episode over-rates lucky members:
@@ -33,7 +38,7 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms.noise import NoiseTable
-from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer, Population
+from neuroevo.algorithms.population import NoiseTableConfig, Population, RandomStartsOptimizer
 
 
 @dataclass
@@ -50,19 +55,30 @@ class GAConfig(NoiseTableConfig):
     elite_episodes: int = 0
     """0: elites are carried and re-evaluated with fresh episodes every generation; E > 0: the paper's rule,
     each of the top ``num_elites`` evaluated on E extra episodes (the paper's 30) and the best carried"""
+    init: str = "center"
+    """generation 0: "center", the starting point and its mutants; "random", popsize random networks drawn from
+    the policy's init distribution (the paper's; needs ``init_scale``, see ``RandomStartsOptimizer``)"""
 
 
 @dataclass
 class Lineages:
     """Members named by the mutations that made them: row b is ``root + s_0 eps_0 + s_1 eps_1 + ...`` over the
     (offset, sigma) pairs of ``offsets[b]`` / ``sigmas[b]`` (padded with offset -1), added in that order, which
-    rebuilds exactly the floats the GA computed generation by generation.
+    rebuilds exactly the floats the GA computed generation by generation. A member that descends from a random
+    starting point (``init = "random"``) starts from ``root + init_scale * eps_start`` instead, its offset in
+    ``starts[b]`` (-1: the root itself).
 
-    offsets: [B, L] int64; sigmas: [B, L] float64 (each mutation's sigma as the Python float it was).
+    offsets: [B, L] int64; sigmas: [B, L] float64 (each mutation's sigma as the Python float it was);
+    starts: [B] int64.
     """
 
     offsets: torch.Tensor
     sigmas: torch.Tensor
+    starts: torch.Tensor = None  # type: ignore[assignment]  # None: every member starts from the root
+
+    def __post_init__(self) -> None:
+        if self.starts is None:
+            self.starts = torch.full((self.offsets.shape[0],), -1, dtype=torch.int64)
 
     @classmethod
     def roots(cls, n: int) -> Lineages:
@@ -73,7 +89,7 @@ class Lineages:
         return self.offsets.shape[0]
 
     def select(self, index: torch.Tensor) -> Lineages:
-        return Lineages(self.offsets[index], self.sigmas[index])
+        return Lineages(self.offsets[index], self.sigmas[index], self.starts[index])
 
     @classmethod
     def of_members(cls, population: Population, index: torch.Tensor, bases: Lineages) -> Lineages:
@@ -81,6 +97,8 @@ class Lineages:
         base's, plus the member's own mutation where it has one (sign != 0)."""
         parent = bases.select(population.base_index[index])
         mutated = population.signs[index] != 0
+        if population.scale is not None:  # random starting points: named by their offset alone
+            return cls(parent.offsets, parent.sigmas, torch.where(mutated, population.offsets[index], parent.starts))
         offsets = torch.cat([parent.offsets, torch.where(mutated, population.offsets[index], -1)[:, None]], 1)
         sigmas = torch.cat([parent.sigmas, torch.full((len(index), 1), float(population.sigma),
                                                       dtype=torch.float64)], 1)
@@ -88,12 +106,20 @@ class Lineages:
         order = (offsets < 0).to(torch.int8).argsort(dim=1, stable=True)
         offsets, sigmas = offsets.gather(1, order), sigmas.gather(1, order)
         keep = int((offsets >= 0).sum(1).max()) if offsets.numel() else 0
-        return cls(offsets[:, :keep].contiguous(), sigmas[:, :keep].contiguous())
+        return cls(offsets[:, :keep].contiguous(), sigmas[:, :keep].contiguous(), parent.starts)
 
-    def rows(self, root: torch.Tensor, noise: NoiseTable) -> torch.Tensor:
-        """The members' parameters [B, D], rebuilt from ``root`` [D] with ``noise``."""
+    def rows(self, root: torch.Tensor, noise: NoiseTable, init_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The members' parameters [B, D], rebuilt from ``root`` [D] with ``noise`` (and ``init_scale`` [D], the
+        random starting points' scale, where some member has one)."""
         dim = root.numel()
         rows = root[None].expand(len(self), dim).clone()
+        started = self.starts >= 0
+        if bool(started.any()):
+            if init_scale is None:
+                raise ValueError("these lineages start from random points: rebuilding them needs init_scale")
+            # the expression materialize() evaluated for generation 0: root + (1.0 * eps) * init_scale
+            start = (1.0 * noise.get(self.starts.clamp_min(0), dim)) * init_scale.to(rows)
+            rows = torch.where(started.to(rows.device)[:, None], rows + start, rows)
         for k in range(self.offsets.shape[1]):
             active = self.offsets[:, k] >= 0
             eps = noise.get(self.offsets[:, k].clamp_min(0), dim)
@@ -102,14 +128,17 @@ class Lineages:
         return rows
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"offsets": self.offsets.clone(), "sigmas": self.sigmas.clone()}
+        return {"offsets": self.offsets.clone(), "sigmas": self.sigmas.clone(), "starts": self.starts.clone()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Lineages:
-        return cls(state["offsets"].cpu().to(torch.int64), state["sigmas"].cpu().to(torch.float64))
+        lineages = cls(state["offsets"].cpu().to(torch.int64), state["sigmas"].cpu().to(torch.float64))
+        if "starts" in state:  # absent from a state written before init = 'random'
+            lineages.starts = state["starts"].cpu().to(torch.int64)
+        return lineages
 
 
-class GA(NoiseTableOptimizer):
+class GA(RandomStartsOptimizer):
     """Truncation-selection GA with Gaussian mutation, compact genomes and re-evaluated elites.
 
     The population is never stored: it is the carried elites followed by children named by (parent index,
@@ -121,18 +150,18 @@ class GA(NoiseTableOptimizer):
 
     config_class = GAConfig
     name = "GA"
-    _state_keys = ("root", "elite_sum", "elite_count")
+    _state_keys = ("root", "elite_sum", "elite_count", "init_scale")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
-        # Generation 0: the starting point itself, and mutants of it. It is not a re-evaluated elite
-        # (elite_count is empty until generation 0 is told).
-        self.root = self.center.clone()
+        # Generation 0 (init "center"): the starting point itself, and mutants of it. It is not a re-evaluated
+        # elite (elite_count is empty until generation 0 is told). init "random": random starting points.
+        self.root = self._random_root() if self.init_scale is not None else self.center.clone()
         self.elites, self.parents, self.candidates = Lineages.roots(1), Lineages.roots(1), Lineages.roots(1)
         self._cache_rows()
         self.elite_sum = torch.zeros(0, device=self.device)
         self.elite_count = torch.zeros(0, device=self.device)
-        self._asked: tuple[Population, Lineages] | None = None
+        self._asked: tuple[Population, Lineages, int] | None = None  # and how many candidates it validates
 
     def _validate_config(self):
         super()._validate_config()
@@ -153,12 +182,14 @@ class GA(NoiseTableOptimizer):
         return c.popsize + (c.num_elites * c.elite_episodes if c.elite_episodes else 0)
 
     def _cache_rows(self) -> None:
-        self.elite_params = self.elites.rows(self.root, self.noise)
-        self.parent_params = self.parents.rows(self.root, self.noise)
-        self.candidate_params = self.candidates.rows(self.root, self.noise)
+        self.elite_params = self.elites.rows(self.root, self.noise, self.init_scale)
+        self.parent_params = self.parents.rows(self.root, self.noise, self.init_scale)
+        self.candidate_params = self.candidates.rows(self.root, self.noise, self.init_scale)
 
     def _ask(self):
         c = self.config
+        if self.init_scale is not None and self.generation == 0:
+            return self._ask_random_starts()
         carried = len(self.elites)
         n_children = c.popsize - carried
         parents = torch.randint(0, len(self.parents), (n_children,), generator=self.generator)
@@ -179,14 +210,29 @@ class GA(NoiseTableOptimizer):
         )
         padded = _padded(lineages)
         self._asked = (population, Lineages(torch.cat([x.offsets for x in padded]),
-                                            torch.cat([x.sigmas for x in padded])))
+                                            torch.cat([x.sigmas for x in padded]),
+                                            torch.cat([x.starts for x in padded])), len(self.candidates))
+        return population
+
+    def _ask_random_starts(self) -> Population:
+        """Generation 0 of init "random": popsize random starting points, then (``elite_episodes``) the
+        validation copies of the first ``num_elites`` of them, as no candidates exist yet."""
+        c = self.config
+        population = self._random_starts(self.root, c.popsize)
+        copies = self.popsize - c.popsize
+        candidates = min(c.num_elites, c.popsize) if copies else 0
+        index = torch.cat([torch.arange(c.popsize), torch.arange(copies) // max(c.elite_episodes, 1)])
+        population.offsets = population.offsets[index]
+        population.base_index = torch.zeros(len(index), dtype=torch.int64)
+        population.signs = torch.ones(len(index), dtype=torch.int8)
+        self._asked = (population, Lineages.roots(1), candidates)
         return population
 
     def _tell(self, params, fitness):
         c = self.config
         if self._asked is None:
             raise RuntimeError("GA.tell() called without a preceding ask()")
-        population, base_lineages = self._asked
+        population, base_lineages, candidates = self._asked
         self._asked = None
         members = c.popsize  # elites and children; validation copies after them
         carried = self.elite_count.numel()
@@ -204,7 +250,6 @@ class GA(NoiseTableOptimizer):
         metrics: dict[str, float] = {}
         if c.elite_episodes:
             validation = fitness[members:].reshape(c.num_elites, c.elite_episodes).mean(1)
-            candidates = len(self.candidates)
             best = int(validation[:candidates].argmax())
             elite_member = members + best * c.elite_episodes  # the first validation copy of the best candidate
             self.elites = lineage(torch.tensor([elite_member]))
@@ -251,5 +296,5 @@ def _padded(lineages: list[Lineages]) -> list[Lineages]:
     for x in lineages:
         pad = length - x.offsets.shape[1]
         out.append(Lineages(torch.nn.functional.pad(x.offsets, (0, pad), value=-1),
-                            torch.nn.functional.pad(x.sigmas, (0, pad), value=0.0)))
+                            torch.nn.functional.pad(x.sigmas, (0, pad), value=0.0), x.starts))
     return out

@@ -9,7 +9,7 @@ receives instead of parameter vectors, and what keeps the wire O(P) per generati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,7 +26,9 @@ class Population:
     Member r is ``bases[base_index[r]] + signs[r] * (sigma * noise[offsets[r] : offsets[r] + D])``, or the
     base row unchanged where ``signs[r] == 0``. ES and ARS: ``bases`` is the center [1, D], the P/2
     offsets appear twice, signs +1 then -1. GA: ``bases`` is the elites [C, D] then the parents [T, D];
-    elites have sign 0, a child is (parent, offset) with sign +1.
+    elites have sign 0, a child is (parent, offset) with sign +1. Random starting points (``init =
+    "random"``: the GA's generation 0, random search): ``scale`` [D] multiplies each slice elementwise, so a
+    member is the root plus a draw from the policy's init distribution.
 
     bases: [B, D] float on the optimizer's device; base_index, offsets: [P] int64 and signs: [P] int8,
     on the CPU. ``noise_seed`` and ``noise_size`` name the :class:`NoiseTable`.
@@ -39,6 +41,7 @@ class Population:
     sigma: float
     noise_seed: int
     noise_size: int
+    scale: torch.Tensor | None = field(default=None, kw_only=True)
 
     def __len__(self) -> int:
         return self.base_index.numel()
@@ -69,6 +72,8 @@ def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) 
     # The same expression ask() has always evaluated: center + sigma * eps, center + -(sigma * eps).
     eps = population.perturbations(noise, torch.where(mutated, population.offsets[index], 0))
     step = population.sigma * eps
+    if population.scale is not None:  # random starting points: the policy's init std, parameter by parameter
+        step = step * population.scale.to(device=device, dtype=step.dtype)
     rows = base + step * signs.to(device=device, dtype=step.dtype)[:, None]
     return rows if bool(mutated.all()) else torch.where(mutated.to(device)[:, None], rows, base)
 
@@ -144,6 +149,52 @@ class NoiseTableOptimizer(Optimizer):
         """A :class:`Population` over this optimizer's noise table and sigma."""
         return Population(bases, base_index, offsets, signs.to(torch.int8), self.config.sigma, self.noise.seed,
                           self.noise.size)
+
+
+class RandomStartsOptimizer(NoiseTableOptimizer):
+    """Base of the noise-table optimizers that can start from random points (GA, random search; their configs
+    have ``init``). With ``init = "random"`` such a member is the root (the starting point with its random
+    entries zeroed) plus ``init_scale * eps``: a Gaussian draw with the policy's init standard deviation for each
+    parameter (``Policy.init_std()``, passed as ``init_scale=``), named by its noise offset alone, as Such et al.
+    drew their generation 0 and their random search's networks from seeds. ``init = "center"``: members start
+    from the center itself."""
+
+    takes_init_scale = True
+
+    def __init__(self, center: torch.Tensor | int, config: Any = None, *, init_scale: Any = None, **kwargs: Any):
+        super().__init__(center, config, **kwargs)
+        self.init_scale: torch.Tensor | None = None
+        if self.config.init == "random":
+            if init_scale is None:
+                raise ValueError(f"{self.name}: init = 'random' needs init_scale=, the policy's init standard "
+                                 "deviation per parameter (policy.init_std())")
+            scale = torch.as_tensor(init_scale).to(self.center)
+            if scale.shape != self.center.shape or not bool(torch.isfinite(scale).all()) or bool((scale < 0).any()):
+                raise ValueError(f"{self.name}: init_scale must be [D] = [{self.num_params}] finite and >= 0, got "
+                                 f"shape {tuple(scale.shape)}")
+            if not bool((scale > 0).any()):
+                raise ValueError(f"{self.name}: init = 'random' with an init_scale of zeros draws the center itself "
+                                 "every time (a policy without a random init): use init = 'center'")
+            self.init_scale = scale
+
+    def _validate_config(self) -> None:
+        super()._validate_config()
+        if self.config.init not in ("center", "random"):
+            raise ValueError(f"{self.name}: init must be 'center' or 'random', got {self.config.init!r}")
+
+    def _random_root(self) -> torch.Tensor:
+        """The root of random starting points: the center with its random entries (init_scale > 0) zeroed."""
+        assert self.init_scale is not None
+        return torch.where(self.init_scale > 0, torch.zeros_like(self.center), self.center)
+
+    def _random_starts(self, root: torch.Tensor, n: int) -> Population:
+        """``n`` random starting points around ``root``, drawn from this generation's stream."""
+        offsets = self.noise.sample_offsets(n, self.num_params, self.generator)
+        return Population(root[None], torch.zeros(n, dtype=torch.int64), offsets, torch.ones(n, dtype=torch.int8),
+                          1.0, self.noise.seed, self.noise.size, scale=self.init_scale)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({"init_scale": None, **state})  # a state from before init = 'random'
 
 
 class MirroredOptimizer(NoiseTableOptimizer):

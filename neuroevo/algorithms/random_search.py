@@ -4,6 +4,10 @@ Random Methods for Seeking Maxima", Operations Research 6(2), 244-251.
 Every generation samples P points independently around the fixed starting point,
 start + sigma * eps (eps from the shared noise table), and keeps the best point seen; nothing is
 learned from one generation to the next. The solution (``center``) is that best point.
+
+``init = "random"`` samples fresh networks instead: each point a draw from the policy's own init distribution
+(``RandomStartsOptimizer``), the random search of Such et al. (2017), whose every network was a new random
+initialization (their GA with no selection).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.population import NoiseTableConfig, NoiseTableOptimizer
+from neuroevo.algorithms.population import NoiseTableConfig, RandomStartsOptimizer
 
 
 @dataclass
@@ -20,21 +24,26 @@ class RandomSearchConfig(NoiseTableConfig):
     popsize: int = 64
     """points sampled per generation"""
     sigma: float = 0.1
-    """standard deviation of the samples around the starting point"""
+    """standard deviation of the samples around the starting point (init "center")"""
+    init: str = "center"
+    """"center": points around the starting point; "random": fresh networks from the policy's init distribution
+    (needs ``init_scale``)"""
 
 
-class RandomSearch(NoiseTableOptimizer):
-    """Pure random search around the starting point."""
+class RandomSearch(RandomStartsOptimizer):
+    """Pure random search around the starting point, or over the policy's init distribution."""
 
     config_class = RandomSearchConfig
     name = "RandomSearch"
-    _state_keys = ("start",)
+    _state_keys = ("start", "init_scale")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
-        self.start = self.center.clone()
+        self.start = self._random_root() if self.init_scale is not None else self.center.clone()
 
     def _ask(self):
+        if self.init_scale is not None:
+            return self._random_starts(self.start, self.popsize)
         offsets = self.noise.sample_offsets(self.popsize, self.num_params, self.generator)
         return self._population(self.start[None], torch.zeros(self.popsize, dtype=torch.int64), offsets,
                                 torch.ones(self.popsize))

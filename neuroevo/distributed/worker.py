@@ -112,7 +112,8 @@ def population_digest(population: Population | torch.Tensor) -> str:
         digest.update(population.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         digest.update(repr((str(population.dtype), tuple(population.shape))).encode())
         return digest.hexdigest()
-    for tensor in (population.bases, population.base_index, population.offsets, population.signs):
+    scale = [] if population.scale is None else [population.scale]
+    for tensor in (population.bases, population.base_index, population.offsets, population.signs, *scale):
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape),
                getattr(population, "rank", None), getattr(population, "layout", None))
@@ -132,7 +133,8 @@ def unpack(payload: bytes) -> Any:
 
 
 def _replica(optimizer_class: type[Optimizer], state: dict[str, Any]) -> Optimizer:
-    optimizer = optimizer_class(state["center"], None, seed=state["seed"], device="cpu", **state["config"])
+    extra = {"init_scale": state.get("init_scale")} if optimizer_class.takes_init_scale else {}
+    optimizer = optimizer_class(state["center"], None, seed=state["seed"], device="cpu", **state["config"], **extra)
     optimizer.load_state_dict(state)
     return optimizer
 

@@ -257,6 +257,16 @@ class ConvPolicy(Policy, kind="cnn"):
             u[b_start:b_start + (b_start - g_start)] = 0.0
         return u.to(device) if device is not None else u
 
+    def init_std(self) -> Tensor:
+        """init_params' std per parameter: each layer's uniform bound over sqrt(3); 0 for VBN's gains and biases."""
+        std = torch.zeros(self.num_params)
+        for channels, _, kernel, _, _, w_start, _, b_end in self._convs:
+            std[w_start:b_end] = 1 / math.sqrt(channels * kernel * kernel) / math.sqrt(3)
+        last = len(self._dense) - 1
+        for i, (fan_in, _, w_start, _, b_end) in enumerate(self._dense):
+            std[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0) / math.sqrt(3)
+        return std
+
     def to_module(self, flat_params: Tensor) -> nn.Module:
         """One member as a plain torch module: [B, C * H * W] (flat, any dtype) -> [B, act_dim] (with VBN, its
         reference statistics folded into the layers)."""

@@ -55,6 +55,10 @@ class Linear(Policy, kind="linear"):
         """Zeros: [D]. ``generator`` is unused (accepted so every policy is initialized alike)."""
         return torch.zeros(self.num_params, device=device)
 
+    def init_std(self) -> Tensor:
+        """Zeros: [D] (the init is fixed; init = 'random' refuses it)."""
+        return torch.zeros(self.num_params)
+
     def to_module(self, flat_params: Tensor) -> nn.Linear:
         self.check_flat(flat_params)
         layer = nn.Linear(

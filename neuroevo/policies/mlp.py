@@ -106,6 +106,14 @@ class MLP(Policy, kind="mlp"):
             u[w_start:b_end] *= scale
         return u.to(device) if device is not None else u
 
+    def init_std(self) -> Tensor:
+        """init_params' std per parameter: each layer's uniform bound over sqrt(3)."""
+        std = torch.empty(self.num_params)
+        last = len(self._layers) - 1
+        for i, (fan_in, _, w_start, _, b_end) in enumerate(self._layers):
+            std[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0) / math.sqrt(3)
+        return std
+
     def to_module(self, flat_params: Tensor) -> nn.Sequential:
         self.check_flat(flat_params)
         modules: list[nn.Module] = []

@@ -1,12 +1,13 @@
-"""The GA's compact genomes (lineages of noise offsets, as in Such et al. 2017) and the paper's elite rule
-(candidates evaluated on extra episodes)."""
+"""The GA's compact genomes (lineages of noise offsets, as in Such et al. 2017), the paper's elite rule
+(candidates evaluated on extra episodes), and random starting points (the GA's generation 0, random search)."""
 
 import io
 
+import pytest
 import torch
 from objectives import run, sphere  # tests/algorithms/objectives.py
 
-from neuroevo.algorithms import GA
+from neuroevo.algorithms import GA, RandomSearch
 from neuroevo.algorithms.ga import Lineages
 
 
@@ -76,3 +77,64 @@ def test_the_papers_elite_rule_learns():
     start = float(sphere(ga.center[None]))
     run(ga, lambda x: sphere(x) + 0.1 * torch.randn(len(x), generator=noisy), 25)
     assert float(sphere(ga.center[None])) > 0.5 * start  # -20 -> at least halfway to 0
+
+
+def _layered_scale(dim: int = 40) -> torch.Tensor:
+    """A policy-like init scale: two 'layers' of different std and a fixed entry (std 0, like a VBN gain)."""
+    scale = torch.cat([torch.full((dim // 2,), 0.5), torch.full((dim // 2 - 1,), 0.05), torch.zeros(1)])
+    return scale
+
+
+def test_init_random_starts_from_independent_draws_of_the_init_distribution():
+    """The paper's generation 0: popsize random networks, each root + init_scale * eps (its first seed), the
+    fixed entries (std 0) kept from the starting point; later generations mutate them as usual."""
+    scale = _layered_scale()
+    center = torch.full((40,), 3.0)
+    ga = GA(center, popsize=400, truncation=10, num_elites=2, sigma=0.01, init="random", init_scale=scale, seed=0)
+    first = ga.ask()
+    assert len(first) == 400 and torch.equal(first[:, -1], torch.full((400,), 3.0))
+    std = first[:, :-1].std(0)
+    assert 0.4 < float(std[:20].mean()) < 0.6 and 0.04 < float(std[20:].mean()) < 0.06
+    assert abs(float(first[:, :-1].mean())) < 0.05  # centred on 0, not on the starting point
+    ga.tell(sphere(first))
+    second = ga.ask()
+    top = first[sphere(first).argsort(descending=True)[:10]]
+    nearest = torch.cdist(second[2:], top).min(1).values  # every child is a parent plus sigma-sized noise
+    assert float(nearest.max()) < 0.01 * 40 ** 0.5 * 2
+
+
+def test_init_random_lineages_rebuild_bit_for_bit_after_a_restore():
+    scale = _layered_scale()
+    kwargs = dict(popsize=12, truncation=3, num_elites=2, elite_episodes=2, sigma=0.05, init="random")
+    ga = GA(torch.zeros(40), init_scale=scale, seed=1, **kwargs)
+    run(ga, sphere, 4)
+    buf = io.BytesIO()
+    torch.save(ga.state_dict(), buf)
+    buf.seek(0)
+    other = GA(torch.zeros(40), init_scale=torch.ones(40), seed=9, **kwargs)  # the state's scale wins
+    other.load_state_dict(torch.load(buf, weights_only=True))
+    assert torch.equal(other.parent_params, ga.parent_params) and torch.equal(other.elite_params, ga.elite_params)
+    assert bool((other.parents.starts >= 0).all())  # every parent descends from a random start
+    run(ga, sphere, 2)
+    run(other, sphere, 2)
+    assert torch.equal(ga.center, other.center) and torch.equal(ga.ask(), other.ask())
+
+
+def test_init_random_is_refused_without_a_usable_scale():
+    with pytest.raises(ValueError, match="init_scale"):
+        GA(torch.zeros(4), popsize=8, truncation=2, num_elites=1, init="random")
+    with pytest.raises(ValueError, match="init = 'center'"):
+        GA(torch.zeros(4), popsize=8, truncation=2, num_elites=1, init="random", init_scale=torch.zeros(4))
+    with pytest.raises(ValueError, match="init must be"):
+        GA(torch.zeros(4), popsize=8, truncation=2, num_elites=1, init="fresh")
+
+
+def test_random_search_as_the_paper_ran_it_draws_fresh_networks_every_generation():
+    scale = _layered_scale()
+    rs = RandomSearch(torch.full((40,), 3.0), popsize=200, init="random", init_scale=scale, seed=0)
+    first = rs.ask()
+    rs.tell(sphere(first))
+    second = rs.ask()
+    for rows in (first, second):  # each generation: draws around 0 with the init's std, not around the best
+        assert 0.4 < float(rows[:, :20].std(0).mean()) < 0.6 and abs(float(rows[:, :-1].mean())) < 0.05
+    assert torch.equal(rs.center, first[sphere(first).argmax()])  # the solution: the best network seen

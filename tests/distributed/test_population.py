@@ -116,3 +116,21 @@ def test_asking_changes_no_state_so_a_replica_made_after_an_ask_asks_the_same(na
         replica = _replica(type(opt), state)
         assert population_digest(replica.ask_population()) == population_digest(population), generation
         opt.tell(torch.randn(opt.popsize, generator=torch.Generator().manual_seed(generation)))
+
+
+@pytest.mark.parametrize("name", ["ga", "random_search"])
+def test_a_replica_of_an_optimizer_with_random_starts_asks_the_same(name):
+    """init = 'random': the init scale travels in the state, so a worker's replica draws the same networks."""
+    from neuroevo.distributed.worker import _replica, population_digest
+
+    scale = torch.linspace(0.0, 1.0, 20)
+    opt = make_optimizer(name, torch.zeros(20), popsize=12, init="random", init_scale=scale, seed=4,
+                         **({"truncation": 3, "num_elites": 2} if name == "ga" else {}))
+    for generation in range(3):
+        population = opt.ask_population()
+        state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in opt.state_dict().items()}
+        replica = _replica(type(opt), state)
+        replica_population = replica.ask_population()
+        assert population_digest(replica_population) == population_digest(population), generation
+        assert torch.equal(materialize(replica_population, replica.noise), materialize(population, opt.noise))
+        opt.tell(torch.randn(opt.popsize, generator=torch.Generator().manual_seed(generation)))

@@ -96,7 +96,7 @@ def test_seeds_beyond_32_bits_are_hashed_into_ale_range():
 
 
 def test_the_card_trains_from_the_cli_and_its_policy_plays_on_gymnasium(tmp_path, capsys):
-    """The Frostbite card (conv policy, the paper's GA with compact genomes and elite episodes, sharded
+    """The Frostbite card (conv policy, the paper's GA with random starts, compact genomes, elite episodes, sharded
     evaluation) at a tiny size; the saved policy plays the same games on gymnasium's env with the standard
     wrappers as on our backend (no-ops drawn from different streams: one fixed game each here, no-ops off)."""
     from neuroevo.cli import main
@@ -107,6 +107,8 @@ def test_the_card_trains_from_the_cli_and_its_policy_plays_on_gymnasium(tmp_path
              "--set", "run.shard_size=4", "--set", "env.kwargs.noop_max=0"]
     assert main(["train", "--env", "ALE/Frostbite-v5", "--popsize", "6", "--generations", "2", "--out", str(run),
                  "--quiet", *small]) == 0
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]
+    assert bool((state["parents"]["starts"] >= 0).all())  # the paper's generation 0: random networks
     results = {}
     for backend in ("gymnasium", "atari"):
         assert main(["eval", str(run), "--episodes", "2", "--backend", backend]) == 0

@@ -61,3 +61,15 @@ def test_config_builds_it_from_the_image_shape_and_refuses_flat_observations():
         ConvPolicy(SHAPE, 2, "huge")
     with pytest.raises(ValueError, match="too small"):
         ConvPolicy((1, 10, 10), 2)
+
+
+def test_init_std_is_the_std_of_init_params_draws():
+    """What init = 'random' (the GA's generation 0, random search) draws with: per parameter, the std of the
+    policy's own init; 0 where the init is fixed (VBN's gains and biases)."""
+    policy = ConvPolicy((2, 36, 36), 4, "small", vbn=8)
+    draws = torch.stack([policy.init_params(torch.Generator().manual_seed(s)) for s in range(200)])
+    std = policy.init_std()
+    fixed = std == 0
+    assert bool(fixed.any()) and torch.equal(draws[:, fixed], draws[:1, fixed].expand(200, -1))
+    ratio = draws[:, ~fixed].std(0) / std[~fixed]
+    assert 0.9 < float(ratio.mean()) < 1.1 and float(ratio.min()) > 0.6

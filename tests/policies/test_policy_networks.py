@@ -148,3 +148,10 @@ def test_forward_does_not_copy_params(policy):
     with _OpRecorder() as recorder:
         policy(params, obs)
     assert not {"clone", "contiguous", "copy_", "_to_copy"} & set(recorder.ops), recorder.ops
+
+
+def test_mlp_init_std_is_the_std_of_init_params_draws():
+    policy = MLP(10, 2, hidden=[16])
+    draws = torch.stack([policy.init_params(torch.Generator().manual_seed(s)) for s in range(400)])
+    ratio = draws.std(0) / policy.init_std()
+    assert 0.9 < float(ratio.mean()) < 1.1 and float(ratio.min()) > 0.75
