@@ -37,11 +37,12 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from neuroevo.algorithms import ALGORITHMS, make_optimizer
+from neuroevo.algorithms import ALGORITHMS, init_scale_for, make_optimizer
 from neuroevo.baselines import BASELINES
 from neuroevo.checkpoint import atomic_write_json
 from neuroevo.config import Config, config_from_dict, resolve_config
 from neuroevo.envs import make_env
+from neuroevo.policies import Policy
 
 #: algorithm names ``compare`` accepts: neuroevo's optimizers and the Stable-Baselines3 baselines
 ALGOS: tuple[str, ...] = (*ALGORITHMS, *BASELINES)
@@ -76,6 +77,12 @@ class Comparison:
     runs: dict[str, list[Run]]
     info: dict[str, Any]
     """compare.json as written (machine, overrides, PPO settings' source and the Zoo's reference numbers)"""
+
+    @property
+    def planned(self) -> dict[str, list[int]]:
+        """The seeds asked of each algorithm, over every ``neuroevo compare`` into this directory (one call may
+        run the GA on 3 seeds and the next the baselines on 1)."""
+        return _planned(self.info)
 
 
 def parse_algos(text: str | list[str]) -> list[str]:
@@ -123,11 +130,11 @@ def min_steps(config: Config, algo: str) -> tuple[int, str]:
     )
 
 
-def num_params(config: Config) -> int:
-    """Parameters of the policy the run's config builds (the trainer's rule, without its envs)."""
+def build_policy(config: Config) -> Policy:
+    """The policy the run's config builds (the trainer's rule, without its envs)."""
     env = make_env(config.env.id, 1, "cpu", config.env.backend, **config.env.make_args())
     try:
-        return config.policy.build(env.obs_dim, env.single_action_space, env.single_observation_space).num_params
+        return config.policy.build(env.obs_dim, env.single_action_space, env.single_observation_space)
     finally:
         env.close()
 
@@ -146,7 +153,9 @@ def check_runs(task: str, algos: list[str], steps: int, overrides: dict[str, Any
         else:
             config.validate()
             # the optimizer checks its settings, and gives its population size (CMA-ES's follows from D)
-            popsize = make_optimizer(algo, num_params(config), config.algo_config).popsize
+            policy = build_policy(config)
+            popsize = make_optimizer(algo, policy.num_params, config.algo_config,
+                                     init_scale=init_scale_for(policy, config.algo_config)).popsize
             config.algo_config.popsize = popsize
         need, parts = min_steps(config, algo)
         if steps < need:
@@ -208,6 +217,7 @@ def run_comparison(
     info = _open_comparison(out, task, card, steps, seeds, algos, overrides, threads)
     if command is not None:
         info["command"] = command
+        info["commands"] = list(dict.fromkeys([*info.get("commands", []), command]))
         atomic_write_json(out / "compare.json", info)
     if archive is not None:
         archive = Path(archive)
@@ -285,6 +295,10 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
     if path.exists():
         info = json.loads(path.read_text())
         info.setdefault("baselines", _baselines_info(card))  # a comparison from before SAC and TD3
+        planned = _planned(info)
+        for algo in algos:
+            planned[algo] = sorted(set(planned.get(algo, [])) | set(seeds))
+        info["planned"] = planned
         info["seeds"] = sorted(set(info["seeds"]) | set(seeds))
         info["algos"] = list(dict.fromkeys([*info["algos"], *algos]))
     else:
@@ -295,6 +309,7 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
             "steps": steps,
             "seeds": seeds,
             "algos": algos,
+            "planned": {algo: list(seeds) for algo in algos},
             "overrides": overrides or {},
             "threads": threads,
             "ppo_source": card.ppo.source,
@@ -306,6 +321,11 @@ def _open_comparison(out, task, card, steps, seeds, algos, overrides, threads) -
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, info)
     return info
+
+
+def _planned(info: dict[str, Any]) -> dict[str, list[int]]:
+    """compare.json's seeds per algorithm (from before it kept them: every seed of every algorithm)."""
+    return {algo: list(seeds) for algo, seeds in info.get("planned", {a: info["seeds"] for a in info["algos"]}).items()}
 
 
 def _baselines_info(card: Config) -> dict[str, Any]:
@@ -380,9 +400,10 @@ def load_comparison(out: str | Path) -> Comparison:
         raise ValueError(f"{out} holds no comparison (no compare.json); run neuroevo compare first")
     info = json.loads(path.read_text())
     runs: dict[str, list[Run]] = {}
+    planned = _planned(info)
     for algo in info["algos"]:
         runs[algo] = []
-        for seed in info["seeds"]:
+        for seed in planned.get(algo, info["seeds"]):
             run_dir = out / algo / f"seed{seed}"
             if (run_dir / "result.json").exists():
                 result = json.loads((run_dir / "result.json").read_text())

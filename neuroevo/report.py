@@ -190,8 +190,8 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
     """report.md's text."""
     missing = [
         f"{a} seed {s}"
-        for a in comparison.algos
-        for s in comparison.seeds
+        for a, seeds in comparison.planned.items()
+        for s in seeds
         if s not in {r.seed for r in comparison.runs.get(a, [])}
     ]
     threshold = "none" if comparison.threshold is None else f"{comparison.threshold:g}"
@@ -219,8 +219,9 @@ def render(comparison: Comparison, rows: list[dict[str, Any]], command: str | No
             parts += ["", line]
     if missing:
         parts += ["", f"Not finished (left out): {', '.join(missing)}."]
-    if command:
-        parts += ["", "Produced by:", "", "```bash", command, "```"]
+    commands = list(dict.fromkeys([*comparison.info.get("commands", []), *([command] if command else [])]))
+    if commands:
+        parts += ["", "Produced by:", "", "```bash", *commands, "```"]
     return "\n".join(parts) + "\n"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from neuroevo.algorithms import make_optimizer
+from neuroevo.algorithms import init_scale_for, make_optimizer
 from neuroevo.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
@@ -156,9 +156,8 @@ class Trainer:
         self.policy = policy
         generator = torch.Generator().manual_seed(config.run.seed)
         center = policy.init_params(generator).to(self.device)
-        init_scale = policy.init_std().to(self.device) if getattr(algo_cfg, "init", None) == "random" else None
         self.optimizer = make_optimizer(config.run.algo, center, algo_cfg, seed=config.run.seed, device=self.device,
-                                        layout=policy.param_layout(), init_scale=init_scale)
+                                        layout=policy.param_layout(), init_scale=init_scale_for(policy, algo_cfg))
         # The training envs, made by the evaluator (here or on Ray workers; device None: the workers' own)
         self.envs = EnvFactory(env_cfg.id, env_cfg.backend, config.run.device, env_cfg.num_threads,
                                dict(env_cfg.kwargs), env_cfg.entry_point)

@@ -90,6 +90,27 @@ def test_an_archive_carries_finished_runs_to_a_fresh_directory(comparison_dir, t
         run_comparison("CartPole-v1", "es", 2 * STEPS, 1, tmp_path / "c", TINY, archive=archive)
 
 
+def test_calls_with_different_seeds_per_algorithm_make_one_comparison(comparison_dir, tmp_path):
+    """The GA on 2 seeds, then the baseline on 1 into the same directory: nothing reported as unfinished, both
+    commands kept; a seed asked later of the baseline is reported missing until it runs."""
+    out = shutil.copytree(comparison_dir, tmp_path / "split")
+    (out / "compare.json").unlink()
+    run_comparison("CartPole-v1", "ga", STEPS, 2, out, TINY, command="neuroevo compare CartPole-v1 --algos ga")
+    comparison = run_comparison("CartPole-v1", "ppo", STEPS, 1, out, TINY,
+                                command="neuroevo compare CartPole-v1 --algos ppo --seeds 1")
+    assert comparison.planned == {"ga": [0, 1], "ppo": [0]}
+    assert [len(comparison.runs[algo]) for algo in ("ga", "ppo")] == [2, 1]
+    write_report(comparison, out)
+    text = (out / "report.md").read_text()
+    assert [line for line in text.splitlines() if "Not finished" in line] == []
+    assert "--algos ga\nneuroevo compare CartPole-v1 --algos ppo --seeds 1\n" in text
+    info = json.loads((out / "compare.json").read_text())
+    info["planned"]["ppo"] = [0, 7]
+    (out / "compare.json").write_text(json.dumps(info))
+    write_report(load_comparison(out), out)
+    assert "Not finished (left out): ppo seed 7." in (out / "report.md").read_text()
+
+
 def test_an_interrupted_evolution_run_continues_from_its_checkpoint(comparison_dir, tmp_path):
     from neuroevo import Trainer
     from neuroevo.compare import run_config

@@ -4,6 +4,8 @@
 ``population.py`` the noise-table optimizers' subclass and their compact populations; one file per algorithm.
 """
 
+import torch
+
 from neuroevo.algorithms.aco import ACOR, ACORConfig
 from neuroevo.algorithms.ars import ARS, ARSConfig
 from neuroevo.algorithms.base import (
@@ -83,6 +85,12 @@ def register_optimizer(name: str, cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
+def init_scale_for(policy, config) -> torch.Tensor | None:
+    """The ``init_scale`` an optimizer with ``config`` needs: ``policy.init_std()`` where the config asks for
+    random starting points (``init = "random"``, GA and random search), else None."""
+    return policy.init_std() if getattr(config, "init", None) == "random" else None
+
+
 def make_optimizer(name: str, center, config=None, *, layout=None, init_scale=None, **kwargs) -> Optimizer:
     """The optimizer registered as ``name`` (a key of :data:`ALGORITHMS`). ``layout``: the policy's
     ``param_layout()``, passed on to the optimizers that use one (``takes_layout``: EGGROLL), else ignored.
@@ -142,6 +150,7 @@ __all__ = [
     "StopCriteria",
     "SimulatedAnnealing",
     "centered_ranks",
+    "init_scale_for",
     "make_optimizer",
     "register_optimizer",
     "materialize",
