@@ -103,8 +103,8 @@ class Policy:
     def init_std(self) -> Tensor:
         """The standard deviation of :meth:`init_params`'s draw for each parameter: [D] (0 where the init is
         fixed). Random starting points (``init = "random"`` of the GA and random search) draw Gaussians with it."""
-        raise NotImplementedError(f"{type(self).__name__} has no init_std(), which init = 'random' needs: "
-                                  "use init = 'center', or implement it")
+        raise ValueError(f"{type(self).__name__} has no init_std(), which init = 'random' needs: use init = "
+                         "'center', or implement it")
 
     def to_module(self, flat_params: Tensor) -> nn.Module:
         """A plain torch module for one member, ``[B, obs_dim] -> [B, act_dim]``, on flat_params' device
