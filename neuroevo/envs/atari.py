@@ -176,9 +176,6 @@ class AtariVectorEnv(VectorEnv):
         self.max_episode_steps = int(max_episode_steps)
         threads = num_threads if num_threads is not None else len(_cores())
         self.physics_threads = int(threads)
-        # ale-py reloads the ROM to reseed a game (measured: about 0.1 CPU-second a game, as long as ~200 steps of
-        # it); without no-ops and sticky actions the seed changes nothing (a game is its actions), so none is sent
-        self.seeded = pre.noop_max > 0 or pre.sticky_actions > 0
         self.ale = ALEVectorEnv(
             game,
             self.num_envs,
@@ -213,9 +210,10 @@ class AtariVectorEnv(VectorEnv):
             self.episodes = EpisodeState(self.num_envs, self.obs_dim, self.max_episode_steps, obs_dtype=torch.uint8)
         if mask is not None and not bool(mask.any()):
             return self.episodes.obs.to(self.device), {}
+        # Every game is seeded, which makes ale-py reload the ROM (about 0.1 CPU-second a game, ~200 agent steps of
+        # it): without a seed, a restarted game is not the game a fresh env plays, even without no-ops and sticky
+        # actions (measured on Frostbite: the same actions lasted 247 or 248 steps, alternating reset to reset).
         seeds = np.array([ale_seed(s) for s in self.episode_seeds()], dtype=np.int64)
-        if not self.seeded:
-            seeds = np.full_like(seeds, -1)  # ale-py's "keep the seed"
         if mask is None:
             frames, _ = self.ale.reset(seed=seeds)
         else:

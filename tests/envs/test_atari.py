@@ -114,3 +114,19 @@ def test_the_card_trains_from_the_cli_and_its_policy_plays_on_gymnasium(tmp_path
         assert main(["eval", str(run), "--episodes", "2", "--backend", backend]) == 0
         results[backend] = capsys.readouterr().out.strip().splitlines()[-1].split("mean return ")[1]
     assert results["gymnasium"] == results["atari"]
+
+
+def test_a_reused_env_replays_its_games():
+    """Every game is seeded, no-ops or not: unseeded restarts of Frostbite lasted 247 and 248 steps by turns for
+    the same network and actions, so a member's fitness depended on the env's history."""
+    from neuroevo.config import resolve_config
+
+    card = resolve_config("ALE/Frostbite-v5", {"policy": {"arch": "small"}, "env": {"kwargs": {"noop_max": 0}}})
+    env = make_env(card.env.id, 6, **card.env.make_args())
+    policy = card.policy.build(env.obs_dim, env.single_action_space, env.single_observation_space)
+    params = torch.randn(6, policy.num_params, generator=torch.Generator().manual_seed(1)) * policy.init_std()
+    first, second = (evaluate(policy, params, env, max_steps=280, seed=3) for _ in range(2))
+    env.close()
+    assert int((first.episode_lengths < 280).sum()) >= 2  # games that ended and were restarted
+    assert torch.equal(first.episode_lengths, second.episode_lengths)
+    assert torch.equal(first.episode_returns, second.episode_returns)
