@@ -82,7 +82,7 @@ class Comparison:
     def planned(self) -> dict[str, list[int]]:
         """The seeds asked of each algorithm, over every ``neuroevo compare`` into this directory (one call may
         run the GA on 3 seeds and the next the baselines on 1)."""
-        return _planned(self.info)
+        return _planned({"seeds": self.seeds, "algos": self.algos, **self.info})
 
 
 def parse_algos(text: str | list[str]) -> list[str]:

@@ -177,7 +177,8 @@ def _sanity_line(comparison: Comparison, rows: list[dict[str, Any]], algo: str =
             f"{ref['std']:.1f}); this budget differs, so there is no like-for-like check."
         )
     low, high = ref["return"] - ref["std"], ref["return"] + ref["std"]
-    verdict = "within" if low <= row["final_return_mean"] <= high else "outside"
+    mean = row["final_return_mean"]
+    verdict = "within" if low <= mean <= high else "above" if mean > high else "below"
     return (
         f"Sanity check against the RL Zoo's [benchmark.md]({ZOO_BENCHMARK}) ({name} at the same "
         f"{_steps(ref['steps'])} steps: {ref['return']:.1f} ± {ref['std']:.1f}, one agent on the env version the task "

@@ -219,7 +219,8 @@ def test_write_report_takes_the_command_from_the_comparison(tmp_path):
     ("reference", "expected"),
     [
         ({"steps": 4000, "return": 135.0, "std": 10.0}, "our PPO's final return 140.0 (mean over 2 seeds) is within"),
-        ({"steps": 4000, "return": 120.0, "std": 10.0}, "our PPO's final return 140.0 (mean over 2 seeds) is outside"),
+        ({"steps": 4000, "return": 120.0, "std": 10.0}, "our PPO's final return 140.0 (mean over 2 seeds) is above"),
+        ({"steps": 4000, "return": 160.0, "std": 10.0}, "our PPO's final return 140.0 (mean over 2 seeds) is below"),
         ({"steps": 8000, "return": 135.0, "std": 10.0}, "this budget differs, so there is no like-for-like check"),
         ({"steps": 4000, "return": None, "std": None}, "benchmark.md lists no PPO number for this task"),
     ],
