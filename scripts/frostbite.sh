@@ -7,6 +7,8 @@
 #
 #   bash scripts/frostbite.sh            # the study: about 7 hours of a quiet 2-core machine, resumable
 #   bash scripts/frostbite.sh --smoke    # the same commands at a tiny budget, into a temporary folder
+# Each run's torch uses every core (THREADS, default nproc): the conv forward is most of a step, so one run at a
+# time uses the machine.
 #
 # The card's populations are the papers' (GA 1,000, ES 5,000 episodes per generation): here one generation
 # would take longer than the whole budget. Measured on this project's 2-core machine (quiet, 2026-12-02), the
@@ -24,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+THREADS=${THREADS:-$(nproc)}
 NAME=Frostbite-v5-2e6
 STEPS=2000000
 RUNS=runs/compare
@@ -44,7 +47,7 @@ compare() {  # NAME ALGOS SEEDS [extra settings]
     shift 3
     echo "== $name: $algos, $seeds seed(s), $(date '+%F %T') load $(cut -d' ' -f1-3 /proc/loadavg)"
     "$PY" -m neuroevo compare ALE/Frostbite-v5 --algos "$algos" --seeds "$seeds" --steps "$STEPS" \
-        --out "$RUNS/$name" --archive "$RESULTS/$name/archive" "${SETTINGS[@]}" "$@"
+        --threads "$THREADS" --out "$RUNS/$name" --archive "$RESULTS/$name/archive" "${SETTINGS[@]}" "$@"
     "$PY" -m neuroevo report "$RUNS/$name" --out "$RESULTS/$name"
 }
 compare "$NAME" ga 3
