@@ -154,9 +154,15 @@ def concurrency(env_id: str, processes: int, seconds: float = CONCURRENCY_S) -> 
     # fork where there is one: a child starts at once and runs only MuJoCo (no torch, no OpenMP)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(processes) as pool:
+    pool = context.Pool(processes)
+    try:
         pool.starmap(_physics_loop, [(*args[:3], 0.05)] * processes)  # imports and caches, outside the figure
         alone = pool.apply(_physics_loop, args)
         together = pool.starmap(_physics_loop, [args] * processes)
+    finally:
+        # close + join, not the context manager's terminate: a forked worker inherits the parent's SIGTERM
+        # handlers (Ray's, once a driver), and one that did not exit on terminate's SIGTERM hung a test run
+        pool.close()
+        pool.join()
     return {"alone_env_steps_per_s": alone, "together_env_steps_per_s": sum(together),
             "ratio": sum(together) / (processes * alone)}
