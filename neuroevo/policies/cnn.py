@@ -247,11 +247,7 @@ class ConvPolicy(Policy, kind="cnn"):
         """PyTorch's default init of each layer (uniform within 1/sqrt(fan in)), the output layer x0.1: [D]."""
         draw_device = generator.device if generator is not None else device
         u = torch.rand(self.num_params, generator=generator, device=draw_device) * 2 - 1
-        for channels, _, kernel, _, _, w_start, _, b_end in self._convs:
-            u[w_start:b_end] *= 1 / math.sqrt(channels * kernel * kernel)
-        last = len(self._dense) - 1
-        for i, (fan_in, _, w_start, _, b_end) in enumerate(self._dense):
-            u[w_start:b_end] *= 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0)
+        u *= self._init_bound().to(u.device)
         for g_start, b_start in self._vbn_slices:  # VBN starts as the identity: gain 1, bias 0
             u[g_start:b_start] = 1.0
             u[b_start:b_start + (b_start - g_start)] = 0.0
@@ -259,13 +255,18 @@ class ConvPolicy(Policy, kind="cnn"):
 
     def init_std(self) -> Tensor:
         """init_params' std per parameter: each layer's uniform bound over sqrt(3); 0 for VBN's gains and biases."""
-        std = torch.zeros(self.num_params)
+        return (self._init_bound(torch.float64) / math.sqrt(3)).to(torch.get_default_dtype())
+
+    def _init_bound(self, dtype: torch.dtype | None = None) -> Tensor:
+        """[D]: the bound of each parameter's uniform init, 1/sqrt(fan in) (the output layer's x0.1); 0 for VBN's
+        gains and biases, which start fixed."""
+        bound = torch.zeros(self.num_params, dtype=dtype)
         for channels, _, kernel, _, _, w_start, _, b_end in self._convs:
-            std[w_start:b_end] = 1 / math.sqrt(channels * kernel * kernel) / math.sqrt(3)
+            bound[w_start:b_end] = 1 / math.sqrt(channels * kernel * kernel)
         last = len(self._dense) - 1
         for i, (fan_in, _, w_start, _, b_end) in enumerate(self._dense):
-            std[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0) / math.sqrt(3)
-        return std
+            bound[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0)
+        return bound
 
     def to_module(self, flat_params: Tensor) -> nn.Module:
         """One member as a plain torch module: [B, C * H * W] (flat, any dtype) -> [B, act_dim] (with VBN, its

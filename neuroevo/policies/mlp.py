@@ -100,19 +100,20 @@ class MLP(Policy, kind="mlp"):
         """nn.Linear's default init, output layer x0.1: [D] in the default dtype on ``device``."""
         draw_device = generator.device if generator is not None else device
         u = torch.rand(self.num_params, generator=generator, device=draw_device) * 2 - 1
-        last = len(self._layers) - 1
-        for i, (fan_in, _, w_start, _, b_end) in enumerate(self._layers):
-            scale = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0)
-            u[w_start:b_end] *= scale
+        u *= self._init_bound().to(u.device)
         return u.to(device) if device is not None else u
 
     def init_std(self) -> Tensor:
         """init_params' std per parameter: each layer's uniform bound over sqrt(3)."""
-        std = torch.empty(self.num_params)
+        return (self._init_bound(torch.float64) / math.sqrt(3)).to(torch.get_default_dtype())
+
+    def _init_bound(self, dtype: torch.dtype | None = None) -> Tensor:
+        """[D]: the bound of each parameter's uniform init, 1/sqrt(fan in) (the output layer's x0.1)."""
+        bound = torch.empty(self.num_params, dtype=dtype)
         last = len(self._layers) - 1
         for i, (fan_in, _, w_start, _, b_end) in enumerate(self._layers):
-            std[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0) / math.sqrt(3)
-        return std
+            bound[w_start:b_end] = 1 / math.sqrt(fan_in) * (OUTPUT_INIT_SCALE if i == last else 1.0)
+        return bound
 
     def to_module(self, flat_params: Tensor) -> nn.Sequential:
         self.check_flat(flat_params)
