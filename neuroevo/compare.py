@@ -240,7 +240,7 @@ def run_comparison(
                 if archive is not None:
                     _copy_record(run_dir, archive / algo / f"seed{seed}")
                     atomic_write_json(archive / "compare.json", {**info, "seeds": seeds, "algos": algos}
-                                      | _archived(archive))
+                                      | _archived(archive, algos))
     finally:
         torch.set_num_threads(previous)
     atomic_write_json(out / "compare.json", info)
@@ -262,10 +262,12 @@ def _copy_record(src: Path, dst: Path) -> None:
             shutil.copyfile(src / name, dst / name)
 
 
-def _archived(archive: Path) -> dict[str, list]:
-    """The algorithms and seeds an archive holds finished runs of (its compare.json lists them all)."""
+def _archived(archive: Path, order: list[str]) -> dict[str, list]:
+    """The algorithms and seeds an archive holds finished runs of (its compare.json lists them all), the
+    algorithms in ``order`` (the command's, which the report keeps) and any others after them."""
     done = sorted(p.parent for p in archive.glob("*/seed*/result.json"))
-    return {"algos": list(dict.fromkeys(d.parent.name for d in done)),
+    algos = {d.parent.name for d in done}
+    return {"algos": [a for a in order if a in algos] + sorted(algos - set(order)),
             "seeds": sorted({int(d.name.removeprefix("seed")) for d in done})}
 
 

@@ -78,9 +78,10 @@ def test_an_archive_carries_finished_runs_to_a_fresh_directory(comparison_dir, t
                    archive=archive)
     assert sorted(p.name for p in (archive / "ppo" / "seed1").iterdir()) == sorted(RECORD_FILES)  # no checkpoints
     statuses = []
-    fresh = run_comparison("CartPole-v1", "es,ppo", STEPS, 2, tmp_path / "b", TINY, archive=archive,
+    fresh = run_comparison("CartPole-v1", "ppo,es", STEPS, 2, tmp_path / "b", TINY, archive=archive,
                            on_run=lambda *call: statuses.append(call))
     assert {status for *_, status in statuses} == {"skip"}  # nothing retrained
+    assert json.loads((archive / "compare.json").read_text())["algos"] == ["ppo", "es"]  # the command's order
     original = load_comparison(comparison_dir)
     for compared in (fresh, load_comparison(archive)):  # the archive is a comparison of its own, for reports
         for algo in ("es", "ppo"):
