@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import neuroevo
+from neuroevo.distributed.cluster import local_cluster
 
 GENERATIONS = 5
 RUNS = ((256, 8), (256, 4), (1024, 32))  # (popsize, shard_size): 32, 64 and 32 shards
@@ -48,17 +47,8 @@ def _config(workers: int, popsize: int, shard_size: int, address: str):
 
 
 def measure(nodes: int) -> list[dict]:
-    import ray
-    from ray.cluster_utils import Cluster
-
-    temp_dir = tempfile.mkdtemp(prefix="ne-cost-")
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "temp_dir": temp_dir, "include_dashboard": False})
-    for _ in range(nodes - 1):
-        cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
     rows = []
-    try:
+    with local_cluster(nodes, prefix="ne-cost-", **NODE) as cluster:
         for popsize, shard_size in RUNS:
             result = neuroevo.Trainer(_config(nodes, popsize, shard_size, cluster.address)).run()
             first, steady = result.history[0], result.history[1:]
@@ -74,10 +64,6 @@ def measure(nodes: int) -> list[dict]:
                 "round_trips": median("dist/round_trips"), "syncs": median("dist/syncs"),
             })
             print(json.dumps(rows[-1]), flush=True)
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
     return rows
 
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import signal
 import threading
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -99,3 +103,38 @@ def node_addresses() -> list[str]:
     """The IP address of every live node of the cluster this process is connected to."""
     ray = import_ray()
     return sorted(node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"])
+
+
+@contextlib.contextmanager
+def local_cluster(nodes: int, prefix: str = "ne-ray-", **node_args: Any) -> Iterator[Any]:
+    """``nodes`` Ray nodes on this machine, each its own raylet and object store (Ray's
+    ``ray.cluster_utils.Cluster``), with this process their driver: what the multi-node tests and
+    ``scripts/cluster_cost.py`` run on. Yields the cluster (``cluster.head_node``, ``cluster.worker_nodes``);
+    on leaving, or when starting it fails, every node it started is stopped and its temp folder removed.
+
+    node_args: ``ray start`` settings of every node (``num_cpus``, ``object_store_memory``, ...).
+    """
+    import tempfile
+
+    ray = import_ray()
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():  # another instance of this process
+        ray.shutdown()
+    # Ray's socket paths must fit 107 characters: a short folder of our own, not pytest's
+    temp_dir = tempfile.mkdtemp(prefix=prefix)
+    # The head writes its address to ray_current_cluster in Ray's *default* temp folder, whatever temp_dir
+    # says, and fails where that folder does not exist yet: on a machine no Ray instance has run on.
+    os.makedirs(os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), "ray"), exist_ok=True)
+    cluster = Cluster()
+    try:
+        cluster.add_node(**node_args, temp_dir=temp_dir, include_dashboard=False)
+        for _ in range(nodes - 1):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

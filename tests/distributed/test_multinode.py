@@ -1,20 +1,18 @@
 """Training across several Ray nodes on this machine: a head and one more node, each its own raylet and
-object store (capped at 80 MiB), started by Ray's own ``ray.cluster_utils.Cluster``. The workers spread
-over the nodes; a whole node is killed mid-run (its raylet, object store and workers, no graceful stop) and
-the run goes on, on the surviving node, with the same trajectory as a local run."""
+object store (capped at 80 MiB), started by Ray's own ``ray.cluster_utils.Cluster`` (``local_cluster``). The
+workers spread over the nodes; a whole node is killed mid-run (its raylet, object store and workers, no graceful
+stop) and the run goes on, on the surviving node, with the same trajectory as a local run."""
 
 import os
-import shutil
 import signal
-import tempfile
 import threading
 
 import pytest
 import ray
 import torch
-from ray.cluster_utils import Cluster
 
 import neuroevo
+from neuroevo.distributed.cluster import local_cluster
 from neuroevo.faults import PAUSE_DIR_ENV, PauseGate, differences, run_record
 
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
@@ -22,17 +20,8 @@ NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
 
 @pytest.fixture(scope="module")
 def nodes():
-    if ray.is_initialized():  # another module's local instance
-        ray.shutdown()
-    temp_dir = tempfile.mkdtemp(prefix="ne-ray-")  # short: Ray's socket paths must fit 107 characters
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "temp_dir": temp_dir, "include_dashboard": False})
-    others = [cluster.add_node(**NODE)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster, others
-    ray.shutdown()
-    cluster.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    with local_cluster(2, **NODE) as cluster:
+        yield cluster, list(cluster.worker_nodes)
 
 
 def _config(workers, address=None, generations=4):
