@@ -13,9 +13,9 @@ distribution named by one noise offset (the paper's first seed, tau_0).
 Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates) is stored as its
 lineage, the list of (noise offset, sigma) of the mutations that made it from the starting point, and its
 parameters are rebuilt from that on demand (:class:`Lineages`). The state (a checkpoint's optimizer part, a Ray
-worker's full sync) holds four D-vectors whatever the population: the starting point, the center, the best member
-seen, and the init scale with ``init = "random"``; the elites, parents and candidates are O(members x
-generations) numbers, not (elites + parents) x D floats.
+worker's full sync) holds three D-vectors whatever the population (the starting point, the center and the best
+member seen) and a fourth with ``init = "random"`` (the init scale); the elites, parents and candidates are
+O(members x generations) numbers, not (elites + parents) x D floats.
 
 Two rules choose the elite, the member carried unmutated and returned as the solution, because one noisy
 episode over-rates lucky members:
