@@ -239,8 +239,7 @@ def run_comparison(
                     _notify(on_run, algo, seed, "done")
                 if archive is not None:
                     _copy_record(run_dir, archive / algo / f"seed{seed}")
-                    atomic_write_json(archive / "compare.json", {**info, "seeds": seeds, "algos": algos}
-                                      | _archived(archive, algos))
+                    _write_archive_info(archive, {**info, "seeds": seeds, "algos": algos})
     finally:
         torch.set_num_threads(previous)
     atomic_write_json(out / "compare.json", info)
@@ -260,6 +259,17 @@ def _copy_record(src: Path, dst: Path) -> None:
     for name in RECORD_FILES:
         if (src / name).exists():
             shutil.copyfile(src / name, dst / name)
+
+
+def _write_archive_info(archive: Path, info: dict[str, Any]) -> None:
+    """The archive's compare.json: this comparison's settings, the runs the archive holds, and what earlier
+    calls recorded there kept (their commands, and the first start)."""
+    path = archive / "compare.json"
+    before = json.loads(path.read_text()) if path.exists() else {}
+    info = info | _archived(archive, info["algos"])
+    info["commands"] = list(dict.fromkeys([*before.get("commands", []), *info.get("commands", [])]))
+    info["started"] = min(before.get("started", info["started"]), info["started"])  # "%Y-%m-%d %H:%M:%S" sorts
+    atomic_write_json(path, info)
 
 
 def _archived(archive: Path, order: list[str]) -> dict[str, list]:

@@ -77,11 +77,17 @@ def test_an_archive_carries_finished_runs_to_a_fresh_directory(comparison_dir, t
     run_comparison("CartPole-v1", "es,ppo", STEPS, 2, shutil.copytree(comparison_dir, tmp_path / "a"), TINY,
                    archive=archive)
     assert sorted(p.name for p in (archive / "ppo" / "seed1").iterdir()) == sorted(RECORD_FILES)  # no checkpoints
+    earlier = json.loads((archive / "compare.json").read_text())  # as if recorded by an earlier session
+    (archive / "compare.json").write_text(json.dumps(earlier | {"started": "2000-01-01 00:00:00",
+                                                                "commands": ["an earlier command"]}))
     statuses = []
     fresh = run_comparison("CartPole-v1", "ppo,es", STEPS, 2, tmp_path / "b", TINY, archive=archive,
-                           on_run=lambda *call: statuses.append(call))
+                           on_run=lambda *call: statuses.append(call), command="the rerun")
     assert {status for *_, status in statuses} == {"skip"}  # nothing retrained
-    assert json.loads((archive / "compare.json").read_text())["algos"] == ["ppo", "es"]  # the command's order
+    recorded = json.loads((archive / "compare.json").read_text())
+    assert recorded["algos"] == ["ppo", "es"]  # the command's order
+    assert recorded["started"] == "2000-01-01 00:00:00"  # the first start, and every command, kept
+    assert recorded["commands"] == ["an earlier command", "the rerun"]
     original = load_comparison(comparison_dir)
     for compared in (fresh, load_comparison(archive)):  # the archive is a comparison of its own, for reports
         for algo in ("es", "ppo"):
