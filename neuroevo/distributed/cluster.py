@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -114,8 +115,6 @@ def local_cluster(nodes: int, prefix: str = "ne-ray-", **node_args: Any) -> Iter
 
     node_args: ``ray start`` settings of every node (``num_cpus``, ``object_store_memory``, ...).
     """
-    import tempfile
-
     ray = import_ray()
     from ray.cluster_utils import Cluster
 
