@@ -117,7 +117,8 @@ def plot(comparison: Comparison, key: str, path: Path) -> Path:
         if not runs:
             continue
         x, mean, low, high = band(runs, key)
-        line = ax.plot(x, mean, label=f"{NAMES.get(algo, algo)} ({len(runs)} seeds)")[0]
+        seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
+        line = ax.plot(x, mean, label=f"{NAMES.get(algo, algo)} ({seeds})")[0]
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     if comparison.threshold is not None:
         ax.axhline(comparison.threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
