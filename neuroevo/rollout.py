@@ -2,8 +2,11 @@
 
 The env holds N = P x E copies: E episodes of each of the P members run side by side, member p on env
 slots [p*E, (p+1)*E). One step is one batched policy forward for the whole population and one batched
-env step. A finished episode stays in the batch under a mask (on a GPU a mask is cheaper than
-compacting the batch), and its rewards stop counting.
+env step. A finished episode stays in the batch under a mask, and its rewards stop counting. Once at most
+half of the forward's members still play, the forward drops the others (their parameters are gathered
+once): episode lengths spread widely on some tasks (Atari games from 200 to 5,000 steps), and a forward
+whose cost is its members' weights (a conv policy's dense layer reads 16 MB per member per step) would
+otherwise spend most of a round on finished members. The env still steps every slot.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import torch
 from neuroevo.envs.base import VectorEnv
 from neuroevo.policies import ObsNormalizer, Policy, check_fits
 from neuroevo.policies.head import apply_head, box_bounds
-from neuroevo.policies.lowrank import Params
+from neuroevo.policies.lowrank import LowRankParams, Params
 from neuroevo.policies.normalizer import standardize
 
-# How often (in steps) the loop asks whether any episode is still running: each ask is a host sync.
+# How often (in steps) the loop asks which members still play: each ask is a host sync.
 SYNC_EVERY = 8
+# The forward drops its finished members once at most this fraction of them still play.
+COMPACT_AT = 0.5
 
 
 @dataclass
@@ -152,6 +157,7 @@ def _step(
     env: VectorEnv,
     frozen: _Frozen,
     params: Params,
+    rows: torch.Tensor | None,
     obs: torch.Tensor,
     alive: torch.Tensor,
     ret: torch.Tensor,
@@ -160,8 +166,9 @@ def _step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, ObsSums | None]:
     """One lock-step of every running episode: normalize, batched forward, action head, env step, masks.
 
-    alive, ret, length: [P, slots]; obs_sums: the observation sums of each env slot (updated in place) or None.
-    Returns the updated (obs, alive, ret, length, obs_sums).
+    params: the members in ``rows`` (every member where rows is None); the others' outputs are zeros, a valid
+    action that their finished episodes ignore. alive, ret, length: [P, slots]; obs_sums: the observation sums
+    of each env slot (updated in place) or None. Returns the updated (obs, alive, ret, length, obs_sums).
     """
     popsize, slots = alive.shape
     obs = obs.reshape(popsize, slots, -1)
@@ -176,7 +183,11 @@ def _step(
         obs_sums.squares.addcmul_(seen, seen)
     if frozen.obs_mean is not None and frozen.obs_std is not None:
         obs = standardize(obs, frozen.obs_mean, frozen.obs_std, frozen.obs_clip)
-    raw = policy(params, obs)
+    if rows is None:
+        raw = policy(params, obs)
+    else:
+        playing = policy(params, obs.index_select(0, rows))
+        raw = playing.new_zeros((popsize, *playing.shape[1:])).index_copy_(0, rows, playing)
     # A non-finite policy output (NaN/inf parameters, or NaN observations passed through) ends the episode with a
     # NaN return: its member ranks last instead of acting on whatever the action head makes of NaN.
     # (x * 0 == 0 is torch.isfinite in two ops instead of four: x * 0 is NaN for NaN and for +-inf.)
@@ -224,19 +235,36 @@ def _run_round(
     seeds: torch.Tensor,
     horizon: int,
     obs_sums: ObsSums | None,
+    compact: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, ObsSums | None]:
-    """One batch of episodes, seeds [P, slots]; returns (returns, lengths, obs_sums), [P, slots] each."""
+    """One batch of episodes, seeds [P, slots]; returns (returns, lengths, obs_sums), [P, slots] each.
+    ``compact``: let the forward drop finished members (eager steps only: a compiled step would recompile for
+    every new count)."""
     popsize, slots = seeds.shape
     device = env.device
     obs, _ = env.reset(seed=seeds.reshape(-1))
     alive = torch.ones(popsize, slots, dtype=torch.bool, device=device)
     ret = torch.zeros(popsize, slots, device=device)
     length = torch.zeros(popsize, slots, dtype=torch.int64, device=device)
+    rows, forward_params = None, params  # the members the forward runs (None: all of them)
     for t in range(horizon):
-        obs, alive, ret, length, obs_sums = step(policy, env, frozen, params, obs, alive, ret, length, obs_sums)
-        if (t + 1) % SYNC_EVERY == 0 and not bool(alive.any()):
-            break
+        obs, alive, ret, length, obs_sums = step(
+            policy, env, frozen, forward_params, rows, obs, alive, ret, length, obs_sums
+        )
+        if (t + 1) % SYNC_EVERY == 0:
+            playing = alive.any(1)
+            count = int(playing.sum())
+            if count == 0:
+                break
+            if compact and count <= COMPACT_AT * (popsize if rows is None else len(rows)):
+                rows = playing.nonzero().squeeze(1)
+                forward_params = _select(params, rows)
     return ret, length, obs_sums
+
+
+def _select(params: Params, rows: torch.Tensor) -> Params:
+    """The members ``rows`` of ``params``."""
+    return params.select(rows) if isinstance(params, LowRankParams) else params.index_select(0, rows)
 
 
 @contextlib.contextmanager
@@ -301,7 +329,9 @@ def rollout(policy: Policy, params: Params, env: VectorEnv, settings: EvalSettin
     with torch_threads(1) if physics_on_cpu else contextlib.nullcontext():
         for r in range(rounds):
             round_seeds = seeds[:, r * slots : (r + 1) * slots]
-            ret, length, obs_sums = _run_round(step, policy, params, env, frozen, round_seeds, horizon, obs_sums)
+            ret, length, obs_sums = _run_round(
+                step, policy, params, env, frozen, round_seeds, horizon, obs_sums, compact=not settings.compile
+            )
             round_returns.append(ret)
             round_lengths.append(length)
     ep_returns, ep_lengths = torch.cat(round_returns, 1), torch.cat(round_lengths, 1)

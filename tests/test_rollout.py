@@ -7,6 +7,7 @@ import torch
 from neuroevo.envs import make_env
 from neuroevo.envs.base import VectorEnv
 from neuroevo.policies import MLP, Linear, ObsNormalizer
+from neuroevo import rollout
 from neuroevo.rollout import evaluate
 
 
@@ -65,6 +66,33 @@ def test_finished_episodes_stop_counting():
     result = evaluate(policy, params, make_env("CartPole-v1", 2, "cpu"), seed=0)
     assert result.episode_lengths[0, 0] < 30
     assert result.returns[0] == result.episode_lengths[0, 0]  # +1 per step, nothing after the fall
+
+
+def test_the_forward_drops_finished_members_without_changing_any_episode(monkeypatch):
+    """Episodes of very different lengths: once at most half of the members play, the forward runs only them;
+    every member's episodes are those of the full forward."""
+    policy = MLP(4, 2, hidden=(8,))
+    params = population(policy, 8, seed=4, scale=1.0)
+    sizes = []
+
+    class Counting(MLP):
+        def __call__(self, params, obs):
+            sizes.append(params.shape[0])
+            return super().__call__(params, obs)
+
+    counting = Counting(4, 2, hidden=(8,))
+    kwargs = dict(episodes=2, seed=5, normalizer=None, collect_obs_stats=True)
+    compacted = evaluate(counting, params, make_env("CartPole-v1", 16, "cpu"), **kwargs)
+    monkeypatch.setattr(rollout, "COMPACT_AT", 0.0)
+    full = evaluate(policy, params, make_env("CartPole-v1", 16, "cpu"), **kwargs)
+    lengths = full.episode_lengths.amax(1)
+    assert lengths.max() > 4 * lengths.min()  # some members play far longer than others
+    assert sizes[0] == 8 and min(sizes) < 4 and sorted(sizes, reverse=True) == sizes
+    assert torch.equal(compacted.episode_lengths, full.episode_lengths)
+    torch.testing.assert_close(compacted.episode_returns, full.episode_returns)
+    for a, b in zip(compacted.obs_stats, full.obs_stats, strict=True):
+        torch.testing.assert_close(a, b)
+    assert compacted.env_steps == full.env_steps
 
 
 def test_obs_stats_cover_exactly_the_steps_taken():

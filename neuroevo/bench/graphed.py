@@ -86,8 +86,8 @@ class GraphedRollout:
         loop = self.loop
         obs, alive, ret, length = loop["obs"], loop["alive"], loop["ret"], loop["length"]
         for _ in range(self.block):
-            obs, alive, ret, length, _ = _step(self.policy, self.env, self.frozen, self.params, obs, alive, ret,
-                                               length, None)
+            obs, alive, ret, length, _ = _step(self.policy, self.env, self.frozen, self.params, None, obs, alive,
+                                               ret, length, None)
         for name, value in (("obs", obs), ("alive", alive), ("ret", ret), ("length", length)):
             loop[name].copy_(value)
         self._rebind()

@@ -192,6 +192,11 @@ class LowRankParams:
         ]
         return LowRankParams(self.center, self.layout, factors)
 
+    def select(self, index: Tensor) -> LowRankParams:
+        """The members at ``index`` (a 1-D index tensor), still low-rank."""
+        factors = [(f[0][index], f[1][index]) if isinstance(f, tuple) else f[index] for f in self.factors]
+        return LowRankParams(self.center, self.layout, factors)
+
     def block(self, index: int) -> tuple[Tensor, tuple[Tensor, Tensor] | Tensor]:
         """Block ``index``'s center (viewed in its shape) and its factors."""
         block = self.layout[index]

@@ -59,6 +59,8 @@ def test_low_rank_policy_forward_equals_the_forward_of_the_materialized_members(
     torch.testing.assert_close(members.dense(), dense)
     shard = members.rows(2, 5)
     torch.testing.assert_close(policy(shard, obs[2:5]), policy(dense[2:5], obs[2:5]), rtol=1e-5, atol=1e-5)
+    picked = torch.tensor([6, 1, 3])  # the members a rollout's forward keeps once the others have finished
+    torch.testing.assert_close(members.select(picked).dense(), dense[picked])
 
 
 def test_module_policy_layout_marks_linear_and_conv_weights_and_falls_back_to_dense_elsewhere():
