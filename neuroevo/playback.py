@@ -45,7 +45,7 @@ def evaluate_checkpoint(
     import path is rebuilt from it). Returns ``{"env_id", "backend", "episodes", "mean", "std", "returns"}``.
     """
     policy, params, action_space, normalizer, record = read_policy(path, module)
-    env_id, make_args = _saved_env(record, env_id)
+    env_id, make_args = saved_env(record, env_id)
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     if backend == "gymnasium":
@@ -110,7 +110,7 @@ def _check_spaces(path, record, env_id, obs_dim, action_space, obs_space, env_ac
         )
 
 
-def _saved_env(record: dict[str, Any], env_id: str | None) -> tuple[str, dict[str, Any]]:
+def saved_env(record: dict[str, Any], env_id: str | None) -> tuple[str, dict[str, Any]]:
     """(env id, make_env's entry_point / kwargs / max_episode_steps): the env the policy was trained on, with
     its episode cap, unless ``env_id`` names another."""
     if env_id is not None and env_id != record["env_id"]:
@@ -151,7 +151,7 @@ def record_video(
 
     policy, params, action_space, normalizer, record = read_policy(path)
     module = DeployedPolicy.build(policy, params, action_space, normalizer)
-    env_id, make_args = _saved_env(record, env_id)
+    env_id, make_args = saved_env(record, env_id)
     if max_steps:
         make_args["max_episode_steps"] = max_steps
     env = make_gymnasium_env(env_id, render_mode="rgb_array", **make_args)

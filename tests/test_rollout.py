@@ -4,10 +4,10 @@ import gymnasium as gym
 import pytest
 import torch
 
+from neuroevo import rollout
 from neuroevo.envs import make_env
 from neuroevo.envs.base import VectorEnv
 from neuroevo.policies import MLP, Linear, ObsNormalizer
-from neuroevo import rollout
 from neuroevo.rollout import evaluate
 
 
