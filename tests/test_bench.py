@@ -78,7 +78,7 @@ def test_quick_mujoco_bench_returns_and_writes_figures(tmp_path, capsys):
     assert set(figures) == {"meta", "mujoco", "notes"}  # CartPole's parts run only when asked for
     (task,) = figures["mujoco"]
     assert task["env_id"] == "Hopper-v5" and task["frame_skip"] == 4 and task["max_steps"] == 8
-    assert 0 < task["concurrency"]["ratio"] < 2
+    assert _positive_finite(task["concurrency"]["ratio"])  # a measurement: load beside it can put it past 2
     assert [lim["policy"] for lim in task["limits"]] == ["linear", "mlp"]
     for lim in task["limits"]:
         for key in ("one_core_env_steps_per_s", "all_cores_env_steps_per_s"):
