@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuroevo.algorithms.population import tensor_digest
 from neuroevo.faults import pause_point
 from neuroevo.policies import DeployedPolicy, ModulePolicy, ObsNormalizer, Policy, policy_from_spec
 
@@ -231,10 +232,24 @@ def read_policy(
         record = record["solution"]
         if not isinstance(record, dict):
             raise ValueError(f"{path}: malformed checkpoint: its solution is not a policy record")
+        if record.get("params") is None and "genome" in record:
+            record = _named_solution(path, record)
     elif record["format"] != POLICY_FORMAT:
         raise ValueError(f"{path}: holds {record['format']!r}, not a policy or checkpoint")
     require_fields({"format": POLICY_FORMAT, **record}, REQUIRED_FIELDS[POLICY_FORMAT], path)
     return (*unpack_policy_record(record, module, where=str(path)), record)
+
+
+def _named_solution(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The policy record of a checkpoint whose best policy is named by its genome (the GA's compact
+    checkpoints): the run's best_policy.pt, which the trainer wrote first, if it holds those very params."""
+    best = path.parent.parent / "best_policy.pt"
+    if best.is_file():
+        saved = load_file(best, POLICY_FORMAT)
+        if isinstance(saved.get("params"), torch.Tensor) and tensor_digest(saved["params"]) == record["params_digest"]:
+            return saved
+    raise ValueError(f"{path}: names its best policy by its genome, and {best} is missing or a later policy: "
+                     f"evaluate the run directory, or resume the run (neuroevo train --resume), which rebuilds it")
 
 
 def unpack_policy_record(

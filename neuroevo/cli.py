@@ -303,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", required=True, help="comparison directory")
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run (default 1)")
     cmp.add_argument("--archive", metavar="DIR", help="keep every finished run's record (results, curve, settings; "
-                     "no checkpoints) in DIR too, and skip the runs recorded there: commit DIR to carry a long "
-                     "comparison across machines or sessions")
+                     "no checkpoints) in DIR too, and skip the runs recorded there; a stopped run with a checkpoint "
+                     "of at most 1 MB (GA, random search) is kept too and continued from it: commit DIR to carry a "
+                     "long comparison across machines or sessions")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
     cmp.add_argument("--log", metavar="FORMATS", help="output formats of every run (see train --log)")
     cmp.add_argument("--command-line", help=argparse.SUPPRESS)

@@ -12,8 +12,11 @@ budget (the card's stop target is dropped), like the baselines, so that the curv
 
 A comparison that outlives its machine (hours of SAC on a shared box, a study spread over several sessions or
 hosts) keeps an ``archive``: every finished run's record (:data:`RECORD_FILES`, a few hundred KB; no
-checkpoints) is copied there, and a run whose record is there counts as finished in any ``out``. Commit the
-archive, and a rerun from a fresh clone trains only what is missing.
+checkpoints) is copied there, and a run whose record is there counts as finished in any ``out``. An unfinished
+run whose checkpoint is small (at most :data:`ARCHIVE_CHECKPOINT_LIMIT`: the GA's and random search's, which name
+their members and best policy by lineages, a few KB whatever the network) is copied there too when it stops
+(:data:`RESUME_FILES`), and another machine continues it from that checkpoint. Commit the archive, and a rerun
+from a fresh clone trains only what is missing.
 
 Layout of ``out``::
 
@@ -50,6 +53,11 @@ ALGOS: tuple[str, ...] = (*ALGORITHMS, *BASELINES)
 DEFAULT_ALGOS: tuple[str, ...] = ("es", "ga", "ars", "ppo")
 #: a finished run's record, what an archive keeps: the report's inputs and the run's settings, result.json last
 RECORD_FILES: tuple[str, ...] = ("config.json", "command.txt", "metrics.jsonl", "result.json")
+#: what an archive keeps of an unfinished run to continue it elsewhere, the checkpoint last
+RESUME_FILES: tuple[str, ...] = ("config.json", "command.txt", "metrics.jsonl", "progress.csv", "checkpoints/last.pt")
+#: the largest checkpoint an archive keeps (bytes); larger ones (ES's and ARS's centers, the baselines' networks)
+#: stay on their machine
+ARCHIVE_CHECKPOINT_LIMIT = 1 << 20
 
 
 @dataclass
@@ -228,22 +236,37 @@ def run_comparison(
     try:
         for algo in algos:
             for seed in seeds:
-                run_dir = out / algo / f"seed{seed}"
-                if archive is not None and not (run_dir / "result.json").exists():
-                    _copy_record(archive / algo / f"seed{seed}", run_dir)
-                if (run_dir / "result.json").exists():
-                    _notify(on_run, algo, seed, "skip")
-                else:
-                    _notify(on_run, algo, seed, "start")
-                    _run_one(task, algo, seed, steps, overrides, run_dir, command)
-                    _notify(on_run, algo, seed, "done")
+                kept = archive / algo / f"seed{seed}" if archive is not None else None
+                _complete_run(task, algo, seed, steps, overrides, out / algo / f"seed{seed}", command, on_run, kept)
                 if archive is not None:
-                    _copy_record(run_dir, archive / algo / f"seed{seed}")
                     _write_archive_info(archive, {**info, "seeds": seeds, "algos": algos})
     finally:
         torch.set_num_threads(previous)
     atomic_write_json(out / "compare.json", info)
     return load_comparison(out)
+
+
+def _complete_run(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Path, command: str | None,
+                  on_run, kept: Path | None) -> None:
+    """Train (or skip, or continue) one run; ``kept``: its place in the archive, or None."""
+    if kept is not None and not (run_dir / "result.json").exists():
+        _copy_record(kept, run_dir)
+        if not (run_dir / "checkpoints" / "last.pt").exists() and (kept / "checkpoints" / "last.pt").is_file():
+            _replace_with(kept, run_dir, RESUME_FILES)  # an unfinished run the archive carries: continued here
+    if (run_dir / "result.json").exists():
+        _notify(on_run, algo, seed, "skip")
+    else:
+        _notify(on_run, algo, seed, "start")
+        try:
+            _run_one(task, algo, seed, steps, overrides, run_dir, command)
+        finally:
+            checkpoint = run_dir / "checkpoints" / "last.pt"
+            if (kept is not None and not (run_dir / "result.json").exists() and checkpoint.is_file()
+                    and checkpoint.stat().st_size <= ARCHIVE_CHECKPOINT_LIMIT):
+                _replace_with(run_dir, kept, RESUME_FILES)
+        _notify(on_run, algo, seed, "done")
+    if kept is not None:
+        _copy_record(run_dir, kept)
 
 
 def _copy_record(src: Path, dst: Path) -> None:
@@ -253,11 +276,18 @@ def _copy_record(src: Path, dst: Path) -> None:
         return
     if (dst / "result.json").exists() and (dst / "result.json").read_bytes() == (src / "result.json").read_bytes():
         return
+    _replace_with(src, dst, RECORD_FILES)
+
+
+def _replace_with(src: Path, dst: Path, names: tuple[str, ...]) -> None:
+    """Replace the directory ``dst`` by the files ``names`` of ``src``, copied in that order (the one that marks
+    a whole copy last)."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    for name in RECORD_FILES:
+    for name in names:
         if (src / name).exists():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src / name, dst / name)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms import init_scale_for, make_optimizer
+from neuroevo.algorithms.population import tensor_digest
 from neuroevo.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
@@ -174,6 +175,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._warned_nonfinite = False
         self._best_record: dict[str, Any] | None = None
+        self._best_genome: dict[str, Any] | None = None  # the best record's params named compactly, or None
         self._evaluator = evaluator  # None: made by the first generation (Ray starts then)
         self._owns_evaluator = evaluator is None
         if overwriting and self.run_dir is not None:  # only once everything above has worked
@@ -276,6 +278,7 @@ class Trainer:
             self.solution = center.clone()
             # With the normalizer as it is now: the statistics this solution was evaluated with.
             self._best_record = self._policy_record(center, mean)
+            self._best_genome = self.optimizer.center_genome()
             if self.run_dir is not None:
                 atomic_save(self._best_record, self.run_dir / "best_policy.pt")
         if cfg.run.target is not None and mean >= cfg.run.target:
@@ -420,19 +423,39 @@ class Trainer:
             "best_eval_return": self.best_eval_return,
             "last_eval_return": self.last_eval_return,
             "solved": self.solved,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(compact=True),
             "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
-            "solution": self._best_record or self._policy_record(self.solution, self.best_eval_return),
+            "solution": self._solution_record(),
         }
 
+    def _solution_record(self) -> dict[str, Any]:
+        """The best evaluated policy as the checkpoint keeps it: its params named by their genome where the
+        optimizer names its center so (the GA's lineage: a few KB whatever D is), with their digest; else the
+        params themselves (:func:`~neuroevo.checkpoint.read_policy` takes either)."""
+        record = self._best_record or self._policy_record(self.solution, self.best_eval_return)
+        if self._best_genome is None:
+            return record
+        params = record["params"]
+        return {**record, "params": None, "genome": self._best_genome, "num_params": params.numel(),
+                "params_digest": tensor_digest(params)}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved, ours = state["solution"]["policy"], self.policy.spec()
-        if saved.get("kind") != ours["kind"] or state["solution"]["params"].numel() != self.policy.num_params:
+        solution = state["solution"]
+        saved, ours = solution["policy"], self.policy.spec()
+        size = solution["params"].numel() if solution["params"] is not None else solution["num_params"]
+        if saved.get("kind") != ours["kind"] or size != self.policy.num_params:
             raise ValueError(
-                f"the checkpoint's policy ({saved.get('kind')}, {state['solution']['params'].numel()} parameters) "
+                f"the checkpoint's policy ({saved.get('kind')}, {size} parameters) "
                 f"is not this trainer's ({self.policy!r}, {self.policy.num_params} parameters)"
             )
         self.optimizer.load_state_dict(state["optimizer"])
+        self._best_genome = solution.get("genome")
+        if solution["params"] is None:  # named by its genome: rebuilt by the optimizer, checked by its digest
+            params = self.optimizer.genome_params(solution["genome"]).detach().cpu()
+            if tensor_digest(params) != solution["params_digest"]:
+                raise ValueError("the best policy rebuilt from its genome differs from the one saved")
+            solution = {k: v for k, v in solution.items() if k not in ("genome", "num_params", "params_digest")}
+            solution["params"] = params
         if (state["normalizer"] is None) != (self.normalizer is None):
             raise ValueError("checkpoint and config disagree on policy.normalize_obs")
         if self.normalizer is not None:
@@ -445,8 +468,8 @@ class Trainer:
         self.best_eval_return = float(state["best_eval_return"])
         self.last_eval_return = float(state["last_eval_return"])
         self.solved = bool(state["solved"])
-        self._best_record = state["solution"]
-        self.solution = state["solution"]["params"].to(self.device)
+        self._best_record = solution
+        self.solution = solution["params"].to(self.device)
 
     def save_checkpoint(self) -> Path:
         if self.run_dir is None:
@@ -500,6 +523,9 @@ class Trainer:
             ) from None
         trainer._checkpointed = trainer.generation
         trainer.solved = trainer.solved and config.run.target is not None
+        best = run_dir / "best_policy.pt"
+        if not best.exists() and trainer.best_eval_return > float("-inf"):  # a run carried without it (an archive)
+            atomic_save(trainer._best_record, best)
         return trainer
 
 

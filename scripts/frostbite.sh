@@ -20,7 +20,8 @@
 # Frostbite (configurations/frostbite_ga.json) ran a population of 10.
 #
 # Runs go to runs/compare/Frostbite-v5-2e6[-es-vbn]/ (checkpoints; a rerun continues where a run stopped), their
-# records to results/compare/Frostbite-v5-2e6*/archive/ (committed: a later session or machine skips them), and
+# records to results/compare/Frostbite-v5-2e6*/archive/ (committed: a later session or machine skips them; a GA or
+# random search run stopped by `pkill -TERM -f "neuroevo compare"` leaves its checkpoint there too, and continues), and
 # the reports to results/compare/Frostbite-v5-2e6*/. ES is its own comparison because VBN is a policy setting,
 # which a comparison shares across its algorithms; the GA's paper had no VBN.
 set -euo pipefail

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from neuroevo.cli import main
-from neuroevo.compare import RECORD_FILES, Comparison, Run, load_comparison, parse_algos, run_comparison
+from neuroevo.compare import (
+    ARCHIVE_CHECKPOINT_LIMIT,
+    RECORD_FILES,
+    RESUME_FILES,
+    Comparison,
+    Run,
+    load_comparison,
+    parse_algos,
+    read_curve,
+    run_comparison,
+)
 from neuroevo.report import summarize, table, write_report
 
 # Small populations and short PPO updates so that every run on CartPole takes about a second.
@@ -133,6 +143,40 @@ def test_an_interrupted_evolution_run_continues_from_its_checkpoint(comparison_d
     straight = [json.loads(x) for x in (fresh / "es" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in resumed] == list(range(1, len(resumed) + 1))
     assert [r["eval/return_mean"] for r in resumed] == [r["eval/return_mean"] for r in straight]
+
+
+def test_an_archive_carries_an_interrupted_ga_run_to_another_machine(tmp_path, monkeypatch):
+    """Stopped by a signal, a GA run leaves its checkpoint (its members and best policy named by lineages: a few
+    KB) in the archive; a fresh directory, another machine's, continues it to the uninterrupted run's curve."""
+    import os
+    import signal
+
+    from neuroevo import Trainer
+
+    original_step = Trainer.step
+
+    def step_then_stop(self):
+        row = original_step(self)
+        if self.generation == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the end of a session
+        return row
+
+    monkeypatch.setattr(Trainer, "step", step_then_stop)
+    archive = tmp_path / "archive"
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison("CartPole-v1", "ga", STEPS * 3, [0], tmp_path / "a", TINY, archive=archive)
+    monkeypatch.setattr(Trainer, "step", original_step)
+    kept = archive / "ga" / "seed0"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == sorted(RESUME_FILES)
+    assert (kept / "checkpoints" / "last.pt").stat().st_size <= ARCHIVE_CHECKPOINT_LIMIT
+    stopped = (tmp_path / "a" / "ga" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    run_comparison("CartPole-v1", "ga", STEPS * 3, [0], tmp_path / "b", TINY, archive=archive)
+    continued = (tmp_path / "b" / "ga" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    assert len(stopped) == 2 and continued[:2] == stopped  # the same rows, wall times included: not run again
+    assert sorted(p.name for p in kept.iterdir()) == sorted(RECORD_FILES)  # finished: the record alone
+    run_comparison("CartPole-v1", "ga", STEPS * 3, [0], tmp_path / "straight", TINY)
+    carried, straight = (read_curve(tmp_path / d / "ga" / "seed0" / "metrics.jsonl") for d in ("b", "straight"))
+    assert [r["return"] for r in carried] == [r["return"] for r in straight] and len(carried) > 2
 
 
 def _run(algo, seed, points, wall_per_step=0.001):

@@ -85,6 +85,43 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert torch.equal(final_full["normalizer"]["mean"], final_cut["normalizer"]["mean"])
 
 
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict | list | tuple):
+        for value in obj.values() if isinstance(obj, dict) else obj:
+            yield from _tensors(value)
+
+
+@pytest.mark.parametrize("algo", ["ga", "random_search"])
+def test_a_ga_checkpoint_names_its_members_and_best_policy_by_lineages_and_resumes_exactly(algo, tmp_path):
+    """The paper's genomes in the checkpoint: no parameter vector (the root and init scale are the policy's, the
+    members and the best evaluated policy lineages), read as a policy through best_policy.pt, and resumed on a
+    machine that has only the checkpoint and the records (what an archive carries)."""
+    settings = {"init": "random", "popsize": 8, **({"truncation": 2, "num_elites": 2, "elite_episodes": 2}
+                                                   if algo == "ga" else {})}
+
+    def config(generations):
+        return resolve_config("CartPole-v1", {**short_config(algo=algo, generations=generations).to_dict(),
+                                              algo: settings})
+
+    full = Trainer(config(6), tmp_path / "full").run()
+    Trainer(config(3), tmp_path / "cut").run()
+    last, best = tmp_path / "cut" / "checkpoints" / "last.pt", tmp_path / "cut" / "best_policy.pt"
+    state = torch.load(last, weights_only=True)
+    assert state["solution"]["params"] is None
+    assert [t.shape for t in _tensors(state) if t.numel() == full.solution.numel()] == []
+    assert torch.equal(read_policy(last)[1], read_policy(best)[1])
+    best.unlink()
+    with pytest.raises(ValueError, match="names its best policy by its genome"):
+        read_policy(last)
+    resumed = Trainer.resume(tmp_path / "cut", {"run": {"generations": 6}}).run()
+    assert torch.equal(resumed.solution, full.solution)
+    assert torch.equal(read_policy(best)[1], read_policy(tmp_path / "full" / "best_policy.pt")[1])
+    cut_rows, full_rows = (rows_without_time(tmp_path / d / "metrics.jsonl") for d in ("cut", "full"))
+    assert cut_rows == full_rows
+
+
 def test_sigint_finishes_the_generation_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
     full = Trainer(short_config(), tmp_path / "full").run()
     original_step = Trainer.step

@@ -130,6 +130,7 @@ class Optimizer:
         if fitness[top] > self.best_fitness:
             self.best_fitness = float(fitness[top])
             self.best = params[top].clone()
+            self._new_best(top)
         metrics = self._tell(params, fitness)
         self.generation += 1
         self._last_fitness = fitness
@@ -237,6 +238,20 @@ class Optimizer:
         """What ``_tell`` indexes for the pending population: ``rows[i]`` -> [D], ``rows[index]`` -> [n, D]."""
         return pending
 
+    def center_genome(self) -> dict[str, Any] | None:
+        """The center named compactly, for a checkpoint to store instead of its D floats: small tensors and
+        numbers from which :meth:`genome_params` rebuilds it bit for bit in an optimizer built the same way (the
+        GA's and random search's lineages). None (the default): the center has no such name."""
+        return None
+
+    def genome_params(self, genome: dict[str, Any]) -> torch.Tensor:
+        """The params [D] that :meth:`center_genome` named (at any generation of this run)."""
+        raise ValueError(f"{self.name} names no member by a genome")
+
+    def _new_best(self, index: int) -> None:
+        """Member ``index`` of the last ``ask`` has just become ``best`` (called by ``tell`` before ``_tell``);
+        a subclass that names its members compactly records the name here."""
+
     def _stop_criteria(self) -> dict[str, Any]:
         """Termination criteria of the algorithm itself (e.g. a collapsed simplex), by name; none here."""
         return {}
@@ -244,8 +259,12 @@ class Optimizer:
     # -- state ----------------------------------------------------------------------------------
     _state_keys: tuple[str, ...] = ()
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: plain tensors and numbers (``weights_only`` safe)."""
+    def state_dict(self, compact: bool = False) -> dict[str, Any]:
+        """Everything needed to continue exactly: plain tensors and numbers (``weights_only`` safe), loadable
+        into an optimizer of the same class and size whatever it was built from. ``compact``: only what an
+        optimizer built with the same arguments (center, seed, init scale) cannot rebuild itself, what a
+        checkpoint stores (the GA's and random search's members by their lineages: no D-vector; the same as
+        the full state for the others); ``load_state_dict`` reads either form."""
         state = {
             "name": self.name,
             "config": dataclasses.asdict(self.config),

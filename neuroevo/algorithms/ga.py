@@ -10,12 +10,12 @@ Generation 0 is ``init``: ``"center"`` (default), the starting point itself and 
 (the paper's, the Atari cards'), popsize independent random networks, each a draw from the policy's own init
 distribution named by one noise offset (the paper's first seed, tau_0).
 
-Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates) is stored as its
-lineage, the list of (noise offset, sigma) of the mutations that made it from the starting point, and its
-parameters are rebuilt from that on demand (:class:`Lineages`). The state (a checkpoint's optimizer part, a Ray
-worker's full sync) holds three D-vectors whatever the population (the starting point, the center and the best
-member seen) and a fourth with ``init = "random"`` (the init scale); the elites, parents and candidates are
-O(members x generations) numbers, not (elites + parents) x D floats.
+Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates, the center and the
+best member seen) is stored as its lineage, the list of (noise offset, sigma) of the mutations that made it from
+the starting point, and its parameters are rebuilt from that on demand (:class:`Lineages`). A checkpoint's
+optimizer part (``state_dict(compact=True)``) is O(members x generations) numbers and no D-vector, whatever the
+population or the network; the full state, a Ray worker's sync, adds the starting point and the init scale
+(and the center and best as rows), which let a replica be built from the state alone.
 
 Two rules choose the elite, the member carried unmutated and returned as the solution, because one noisy
 episode over-rates lucky members:
@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from neuroevo.algorithms.noise import NoiseTable
-from neuroevo.algorithms.population import NoiseTableConfig, Population, RandomStartsOptimizer
+from neuroevo.algorithms.lineages import Lineages, RandomStartsOptimizer
+from neuroevo.algorithms.population import NoiseTableConfig, Population
 
 
 @dataclass
@@ -61,84 +61,6 @@ class GAConfig(NoiseTableConfig):
     the policy's init distribution (the paper's; needs ``init_scale``, see ``RandomStartsOptimizer``)"""
 
 
-@dataclass
-class Lineages:
-    """Members named by the mutations that made them: row b is ``root + s_0 eps_0 + s_1 eps_1 + ...`` over the
-    (offset, sigma) pairs of ``offsets[b]`` / ``sigmas[b]`` (padded with offset -1), added in that order, which
-    rebuilds exactly the floats the GA computed generation by generation. A member that descends from a random
-    starting point (``init = "random"``) starts from ``root + init_scale * eps_start`` instead, its offset in
-    ``starts[b]`` (-1: the root itself).
-
-    offsets: [B, L] int64; sigmas: [B, L] float64 (each mutation's sigma as the Python float it was);
-    starts: [B] int64.
-    """
-
-    offsets: torch.Tensor
-    sigmas: torch.Tensor
-    starts: torch.Tensor = None  # type: ignore[assignment]  # None: every member starts from the root
-
-    def __post_init__(self) -> None:
-        if self.starts is None:
-            self.starts = torch.full((self.offsets.shape[0],), -1, dtype=torch.int64)
-
-    @classmethod
-    def roots(cls, n: int) -> Lineages:
-        """``n`` members that are the starting point itself."""
-        return cls(torch.zeros(n, 0, dtype=torch.int64), torch.zeros(n, 0, dtype=torch.float64))
-
-    def __len__(self) -> int:
-        return self.offsets.shape[0]
-
-    def select(self, index: torch.Tensor) -> Lineages:
-        return Lineages(self.offsets[index], self.sigmas[index], self.starts[index])
-
-    @classmethod
-    def of_members(cls, population: Population, index: torch.Tensor, bases: Lineages) -> Lineages:
-        """The lineages of members ``index`` of ``population``, whose base rows have lineages ``bases``: the
-        base's, plus the member's own mutation where it has one (sign != 0)."""
-        parent = bases.select(population.base_index[index])
-        mutated = population.signs[index] != 0
-        if population.scale is not None:  # random starting points: named by their offset alone
-            return cls(parent.offsets, parent.sigmas, torch.where(mutated, population.offsets[index], parent.starts))
-        offsets = torch.cat([parent.offsets, torch.where(mutated, population.offsets[index], -1)[:, None]], 1)
-        sigmas = torch.cat([parent.sigmas, torch.full((len(index), 1), float(population.sigma),
-                                                      dtype=torch.float64)], 1)
-        # unmutated members keep their lineage: move the -1 padding to the end and drop all-padding columns
-        order = (offsets < 0).to(torch.int8).argsort(dim=1, stable=True)
-        offsets, sigmas = offsets.gather(1, order), sigmas.gather(1, order)
-        keep = int((offsets >= 0).sum(1).max()) if offsets.numel() else 0
-        return cls(offsets[:, :keep].contiguous(), sigmas[:, :keep].contiguous(), parent.starts)
-
-    def rows(self, root: torch.Tensor, noise: NoiseTable, init_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """The members' parameters [B, D], rebuilt from ``root`` [D] with ``noise`` (and ``init_scale`` [D], the
-        random starting points' scale, where some member has one)."""
-        dim = root.numel()
-        rows = root[None].expand(len(self), dim).clone()
-        started = self.starts >= 0
-        if bool(started.any()):
-            if init_scale is None:
-                raise ValueError("these lineages start from random points: rebuilding them needs init_scale")
-            # the expression materialize() evaluated for generation 0: root + (1.0 * eps) * init_scale
-            start = (1.0 * noise.get(self.starts.clamp_min(0), dim)) * init_scale.to(rows)
-            rows = torch.where(started.to(rows.device)[:, None], rows + start, rows)
-        for k in range(self.offsets.shape[1]):
-            active = self.offsets[:, k] >= 0
-            eps = noise.get(self.offsets[:, k].clamp_min(0), dim)
-            step = eps * self.sigmas[:, k].to(device=eps.device, dtype=eps.dtype)[:, None]
-            rows = torch.where(active.to(rows.device)[:, None], rows + step, rows)
-        return rows
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"offsets": self.offsets.clone(), "sigmas": self.sigmas.clone(), "starts": self.starts.clone()}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Lineages:
-        lineages = cls(state["offsets"].cpu().to(torch.int64), state["sigmas"].cpu().to(torch.float64))
-        if "starts" in state:  # absent from a state written before init = 'random'
-            lineages.starts = state["starts"].cpu().to(torch.int64)
-        return lineages
-
-
 class GA(RandomStartsOptimizer):
     """Truncation-selection GA with Gaussian mutation, compact genomes and re-evaluated elites.
 
@@ -151,13 +73,12 @@ class GA(RandomStartsOptimizer):
 
     config_class = GAConfig
     name = "GA"
-    _state_keys = ("root", "elite_sum", "elite_count", "init_scale")
+    _state_keys = ("root", "init_scale", "elite_sum", "elite_count")
 
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
         # Generation 0 (init "center"): the starting point itself, and mutants of it. It is not a re-evaluated
         # elite (elite_count is empty until generation 0 is told). init "random": random starting points.
-        self.root = self._random_root() if self.init_scale is not None else self.center.clone()
         self.elites, self.parents, self.candidates = Lineages.roots(1), Lineages.roots(1), Lineages.roots(1)
         self._cache_rows()
         self.elite_sum = torch.zeros(0, device=self.device)
@@ -255,14 +176,14 @@ class GA(RandomStartsOptimizer):
             elite_member = members + best * c.elite_episodes  # the first validation copy of the best candidate
             self.elites = lineage(torch.tensor([elite_member]))
             self.elite_params = params[[elite_member]].clone()
-            self.center = self.elite_params[0].clone()
+            self.center, self.center_lineage = self.elite_params[0].clone(), self.elites
             self.candidates = lineage(top)
             self.candidate_params = params[top].clone()
             metrics = {"train/elite_fitness": float(validation[best]),
                        "train/elite_evaluations": float(c.elite_episodes)}
         else:
             elite = int(mean[:carried].argmax()) if carried else int(order[0])
-            self.center = params[elite].clone()
+            self.center, self.center_lineage = params[elite].clone(), lineage(torch.tensor([elite]))
             self.elites = lineage(top)
             self.elite_params = params[top].clone()
             self.elite_sum = total[top]
@@ -272,13 +193,18 @@ class GA(RandomStartsOptimizer):
         self.parent_params = params[order[: c.truncation]].clone()
         return metrics
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+    def _lineage_of(self, index: int) -> Lineages:
+        assert self._asked is not None
+        population, bases, _ = self._asked
+        return Lineages.of_members(population, torch.tensor([index]), bases)
+
+    def state_dict(self, compact: bool = False) -> dict[str, Any]:
+        state = super().state_dict(compact)
         state.update(elites=self.elites.state(), parents=self.parents.state(), candidates=self.candidates.state())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("elites", "parents", "candidates", "root"):
+        for key in ("elites", "parents", "candidates"):
             if state.get("name") == self.name and not isinstance(state.get(key), dict | torch.Tensor):
                 raise ValueError(f"GA state has no lineage {key!r}: written by an older neuroevo, which stored the "
                                  "elites as parameter rows; continue that run with the neuroevo that wrote it")

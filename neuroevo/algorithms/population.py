@@ -9,6 +9,7 @@ receives instead of parameter vectors, and what keeps the wire O(P) per generati
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,15 @@ class Population:
         """Rows [start, stop) in the form a policy's batched forward takes: params [n, D] here (a subclass
         may keep them compact, as EGGROLL's low-rank members)."""
         return materialize(self, noise, start, stop)
+
+
+def tensor_digest(*tensors: torch.Tensor, extra: str = "") -> str:
+    """A 128-bit hash of the tensors' bytes, in order, then of ``extra``."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digest.update(extra.encode())
+    return digest.hexdigest()
 
 
 def gather_rows(population: Population, noise: NoiseTable, index: torch.Tensor) -> torch.Tensor:
@@ -149,52 +159,6 @@ class NoiseTableOptimizer(Optimizer):
         """A :class:`Population` over this optimizer's noise table and sigma."""
         return Population(bases, base_index, offsets, signs.to(torch.int8), self.config.sigma, self.noise.seed,
                           self.noise.size)
-
-
-class RandomStartsOptimizer(NoiseTableOptimizer):
-    """Base of the noise-table optimizers that can start from random points (GA, random search; their configs
-    have ``init``). With ``init = "random"`` such a member is the root (the starting point with its random
-    entries zeroed) plus ``init_scale * eps``: a Gaussian draw with the policy's init standard deviation for each
-    parameter (``Policy.init_std()``, passed as ``init_scale=``), named by its noise offset alone, as Such et al.
-    drew their generation 0 and their random search's networks from seeds. ``init = "center"``: members start
-    from the center itself."""
-
-    takes_init_scale = True
-
-    def __init__(self, center: torch.Tensor | int, config: Any = None, *, init_scale: Any = None, **kwargs: Any):
-        super().__init__(center, config, **kwargs)
-        self.init_scale: torch.Tensor | None = None
-        if self.config.init == "random":
-            if init_scale is None:
-                raise ValueError(f"{self.name}: init = 'random' needs init_scale=, the policy's init standard "
-                                 "deviation per parameter (policy.init_std())")
-            scale = torch.as_tensor(init_scale).to(self.center)
-            if scale.shape != self.center.shape or not bool(torch.isfinite(scale).all()) or bool((scale < 0).any()):
-                raise ValueError(f"{self.name}: init_scale must be [D] = [{self.num_params}] finite and >= 0, got "
-                                 f"shape {tuple(scale.shape)}")
-            if not bool((scale > 0).any()):
-                raise ValueError(f"{self.name}: init = 'random' with an init_scale of zeros draws the center itself "
-                                 "every time (a policy without a random init): use init = 'center'")
-            self.init_scale = scale
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        if self.config.init not in ("center", "random"):
-            raise ValueError(f"{self.name}: init must be 'center' or 'random', got {self.config.init!r}")
-
-    def _random_root(self) -> torch.Tensor:
-        """The root of random starting points: the center with its random entries (init_scale > 0) zeroed."""
-        assert self.init_scale is not None
-        return torch.where(self.init_scale > 0, torch.zeros_like(self.center), self.center)
-
-    def _random_starts(self, root: torch.Tensor, n: int) -> Population:
-        """``n`` random starting points around ``root``, drawn from this generation's stream."""
-        offsets = self.noise.sample_offsets(n, self.num_params, self.generator)
-        return Population(root[None], torch.zeros(n, dtype=torch.int64), offsets, torch.ones(n, dtype=torch.int8),
-                          1.0, self.noise.seed, self.noise.size, scale=self.init_scale)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict({"init_scale": None, **state})  # a state from before init = 'random'
 
 
 class MirroredOptimizer(NoiseTableOptimizer):

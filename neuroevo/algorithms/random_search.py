@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroevo.algorithms.population import NoiseTableConfig, RandomStartsOptimizer
+from neuroevo.algorithms.lineages import Lineages, RandomStartsOptimizer
+from neuroevo.algorithms.population import NoiseTableConfig, Population
 
 
 @dataclass
@@ -35,19 +36,24 @@ class RandomSearch(RandomStartsOptimizer):
 
     config_class = RandomSearchConfig
     name = "RandomSearch"
-    _state_keys = ("start", "init_scale")
-
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
-        self.start = self._random_root() if self.init_scale is not None else self.center.clone()
+        self._asked: Population | None = None
 
     def _ask(self):
         if self.init_scale is not None:
-            return self._random_starts(self.start, self.popsize)
-        offsets = self.noise.sample_offsets(self.popsize, self.num_params, self.generator)
-        return self._population(self.start[None], torch.zeros(self.popsize, dtype=torch.int64), offsets,
-                                torch.ones(self.popsize))
+            self._asked = self._random_starts(self.root, self.popsize)
+        else:
+            offsets = self.noise.sample_offsets(self.popsize, self.num_params, self.generator)
+            self._asked = self._population(self.root[None], torch.zeros(self.popsize, dtype=torch.int64), offsets,
+                                           torch.ones(self.popsize))
+        return self._asked
+
+    def _lineage_of(self, index):
+        assert self._asked is not None
+        return Lineages.of_members(self._asked, torch.tensor([index]), Lineages.roots(1))
 
     def _tell(self, params, fitness):
-        self.center = self.best.clone()  # the base keeps the best member seen
+        # the base keeps the best member seen (and _new_best its lineage)
+        self.center, self.center_lineage = self.best.clone(), self.best_lineage
         return {}

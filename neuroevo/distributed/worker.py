@@ -22,7 +22,6 @@ Specs, shards and results cross the wire as bytes the sender pickled (:func:`pac
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import pickle
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from neuroevo.algorithms import Optimizer, Population
+from neuroevo.algorithms.population import tensor_digest
 from neuroevo.envs import resolve_device
 from neuroevo.evaluator import EnvFactory, LocalEvaluator
 from neuroevo.policies import ObsNormalizer, Policy
@@ -107,18 +107,13 @@ class ShardResult:
 
 def population_digest(population: Population | torch.Tensor) -> str:
     """A 128-bit hash of everything that defines the population's rows (a compact population, or params)."""
-    digest = hashlib.blake2b(digest_size=16)
     if isinstance(population, torch.Tensor):
-        digest.update(population.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        digest.update(repr((str(population.dtype), tuple(population.shape))).encode())
-        return digest.hexdigest()
+        return tensor_digest(population, extra=repr((str(population.dtype), tuple(population.shape))))
     scale = [] if population.scale is None else [population.scale]
-    for tensor in (population.bases, population.base_index, population.offsets, population.signs, *scale):
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     scalars = (population.sigma, population.noise_seed, population.noise_size, tuple(population.bases.shape),
                getattr(population, "rank", None), getattr(population, "layout", None))
-    digest.update(repr(scalars).encode())
-    return digest.hexdigest()
+    return tensor_digest(population.bases, population.base_index, population.offsets, population.signs, *scale,
+                         extra=repr(scalars))
 
 
 def pack(obj: Any) -> bytes:

@@ -7,26 +7,51 @@ import pytest
 import torch
 from objectives import run, sphere  # tests/algorithms/objectives.py
 
-from neuroevo.algorithms import GA, RandomSearch
-from neuroevo.algorithms.ga import Lineages
+from neuroevo.algorithms import GA, RandomSearch, make_optimizer
+from neuroevo.algorithms.lineages import Lineages
+
+GA_SIZES = {"ga": {"truncation": 3, "num_elites": 2, "elite_episodes": 2}}
 
 
-def _state_bytes(opt: GA, skip=("root", "center", "best", "m", "v")) -> int:
-    """Bytes of the state besides the D-vectors (starting point, center, best)."""
-    state = {k: v for k, v in opt.state_dict().items() if k not in skip}
+def _state_bytes(state: dict) -> int:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.tell()
 
 
-def test_checkpoint_size_does_not_grow_with_the_parameter_count():
-    """(C + T) x D floats before; now lineages of O((C + T) x generations) numbers whatever D is."""
+@pytest.mark.parametrize("name", ["ga", "random_search"])
+def test_the_compact_state_does_not_grow_with_the_parameter_count(name):
+    """(C + T) x D floats before the lineages, then four D-vectors (root, init scale, center, best); the
+    compact state (a checkpoint's) holds lineages of O(members x generations) numbers whatever D is."""
     sizes = []
     for dim in (100, 100_000):
-        ga = GA(torch.zeros(dim), popsize=16, truncation=4, num_elites=2, noise_size=4 * dim + 1000, seed=3)
-        run(ga, lambda x: -(x[:, :5] - 1).pow(2).sum(-1), 4)
-        sizes.append(_state_bytes(ga))
+        opt = make_optimizer(name, torch.zeros(dim), popsize=16, noise_size=4 * dim + 1000, seed=3, init="random",
+                             init_scale=torch.full((dim,), 0.1), **GA_SIZES.get(name, {}))
+        run(opt, lambda x: -(x[:, :5] - 1).pow(2).sum(-1), 4)
+        sizes.append(_state_bytes(opt.state_dict(compact=True)))
+        assert _state_bytes(opt.state_dict()) > 4 * 4 * dim  # the full state: loadable into any such optimizer
     assert sizes[0] == sizes[1] < 10_000
+
+
+@pytest.mark.parametrize("name", ["ga", "random_search"])
+def test_a_compact_state_continues_exactly_in_an_optimizer_built_the_same_way(name):
+    scale = _layered_scale()
+    kwargs = dict(popsize=12, sigma=0.05, init="random", init_scale=scale, **GA_SIZES.get(name, {}))
+    opt = make_optimizer(name, torch.full((40,), 3.0), seed=1, **kwargs)
+    run(opt, sphere, 4)
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(compact=True), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    other = make_optimizer(name, torch.full((40,), 3.0), seed=9, **kwargs)
+    other.load_state_dict(state)
+    assert torch.equal(other.center, opt.center) and torch.equal(other.best, opt.best)
+    run(opt, sphere, 2)
+    run(other, sphere, 2)
+    assert torch.equal(opt.center, other.center) and torch.equal(opt.ask(), other.ask())
+    elsewhere = make_optimizer(name, torch.full((40,), 2.0), seed=1, **kwargs)  # another starting point
+    with pytest.raises(ValueError, match="another starting point or init scale"):
+        elsewhere.load_state_dict(state)
 
 
 def test_lineages_rebuild_the_rows_bit_for_bit_after_a_restore():

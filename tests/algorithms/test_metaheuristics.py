@@ -33,7 +33,7 @@ def test_random_search_is_the_floor_on_sphere():
     # It improves on its start by sampling alone, and stays far from what a search that learns reaches.
     opt = run(RandomSearch(START, popsize=100, sigma=2.0, seed=0), sphere, 500)
     assert -40.0 < float(sphere(opt.center[None])) < -1.0
-    assert torch.equal(opt.start, START)  # the sampling distribution never moves
+    assert torch.equal(opt.root, START)  # the sampling distribution never moves
 
 
 @pytest.mark.parametrize(
