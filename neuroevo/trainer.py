@@ -423,7 +423,7 @@ class Trainer:
             "best_eval_return": self.best_eval_return,
             "last_eval_return": self.last_eval_return,
             "solved": self.solved,
-            "optimizer": self.optimizer.state_dict(compact=True),
+            "optimizer": self.optimizer.compact_state_dict(),
             "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
             "solution": self._solution_record(),
         }

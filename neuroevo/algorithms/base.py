@@ -259,12 +259,9 @@ class Optimizer:
     # -- state ----------------------------------------------------------------------------------
     _state_keys: tuple[str, ...] = ()
 
-    def state_dict(self, compact: bool = False) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain tensors and numbers (``weights_only`` safe), loadable
-        into an optimizer of the same class and size whatever it was built from. ``compact``: only what an
-        optimizer built with the same arguments (center, seed, init scale) cannot rebuild itself, what a
-        checkpoint stores (the GA's and random search's members by their lineages: no D-vector; the same as
-        the full state for the others); ``load_state_dict`` reads either form."""
+        into an optimizer of the same class and size whatever it was built from (a Ray worker's replica)."""
         state = {
             "name": self.name,
             "config": dataclasses.asdict(self.config),
@@ -277,6 +274,12 @@ class Optimizer:
         for key in self._state_keys:
             state[key] = _state_value(getattr(self, key))
         return state
+
+    def compact_state_dict(self) -> dict[str, Any]:
+        """What a checkpoint stores: only what an optimizer built with the same arguments (center, seed, init
+        scale) cannot rebuild itself; ``load_state_dict`` reads it as it reads the full state. The full state
+        here; the GA and random search name their members by lineages and leave every D-vector out."""
+        return self.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:

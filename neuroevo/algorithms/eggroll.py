@@ -110,8 +110,8 @@ class EGGROLL(ES):
         z = self.noise.get(self.offsets, self.noise_dim)
         return aggregate(self.layout, self.config.rank, z, weights, self.num_params)
 
-    def state_dict(self, compact: bool = False) -> dict[str, Any]:
-        state = super().state_dict(compact)
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
         state["layout"] = [[block.start, list(block.shape)] for block in self.layout]
         return state
 

@@ -122,8 +122,8 @@ class _EvoTorchOptimizer(Optimizer):
     def _load_search_state(self, search: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def state_dict(self, compact: bool = False) -> dict[str, Any]:
-        state = super().state_dict(compact)
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
         state["search"] = {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
                            for k, v in self._search_state().items()}
         return state

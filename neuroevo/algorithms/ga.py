@@ -13,7 +13,7 @@ distribution named by one noise offset (the paper's first seed, tau_0).
 Genomes are compact, as in the paper: every member the GA keeps (elites, parents, candidates, the center and the
 best member seen) is stored as its lineage, the list of (noise offset, sigma) of the mutations that made it from
 the starting point, and its parameters are rebuilt from that on demand (:class:`Lineages`). A checkpoint's
-optimizer part (``state_dict(compact=True)``) is O(members x generations) numbers and no D-vector, whatever the
+optimizer part (``compact_state_dict()``) is O(members x generations) numbers and no D-vector, whatever the
 population or the network; the full state, a Ray worker's sync, adds the starting point and the init scale
 (and the center and best as rows), which let a replica be built from the state alone.
 
@@ -198,8 +198,8 @@ class GA(RandomStartsOptimizer):
         population, bases, _ = self._asked
         return Lineages.of_members(population, torch.tensor([index]), bases)
 
-    def state_dict(self, compact: bool = False) -> dict[str, Any]:
-        state = super().state_dict(compact)
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
         state.update(elites=self.elites.state(), parents=self.parents.state(), candidates=self.candidates.state())
         return state
 

@@ -104,7 +104,7 @@ class RandomStartsOptimizer(NoiseTableOptimizer):
 
     Every member such an optimizer keeps is named by its :class:`Lineages` row from the root: the center and the
     best member seen too (``center_lineage``, ``best_lineage``; None until the first ``tell``, while they are the
-    starting point), so that ``state_dict(compact=True)``, a checkpoint's form, holds no D-vector: it leaves out
+    starting point), so that ``compact_state_dict()``, a checkpoint's form, holds no D-vector: it leaves out
     the root and the init scale, which an optimizer built with the same center and init scale computes itself
     (a digest of the two checks that it was), and names the center and the best by their lineages.
     """
@@ -175,15 +175,19 @@ class RandomStartsOptimizer(NoiseTableOptimizer):
         self._check_root(genome["root_digest"])
         return Lineages.from_state(genome["lineage"]).rows(self.root, self.noise, self.init_scale)[0]
 
-    def state_dict(self, compact: bool = False) -> dict[str, Any]:
-        state = super().state_dict(compact)
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
         for key, lineage in (("center", self.center_lineage), ("best", self.best_lineage)):
             state[f"{key}_lineage"] = lineage.state() if lineage is not None else None
-            if compact and lineage is not None:
+        return state
+
+    def compact_state_dict(self) -> dict[str, Any]:
+        state = self.state_dict()
+        for key in ("center", "best"):
+            if state[f"{key}_lineage"] is not None:
                 del state[key]
-        if compact:
-            del state["root"], state["init_scale"]
-            state["root_digest"] = self._root_digest()
+        del state["root"], state["init_scale"]
+        state["root_digest"] = self._root_digest()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ def test_the_compact_state_does_not_grow_with_the_parameter_count(name):
         opt = make_optimizer(name, torch.zeros(dim), popsize=16, noise_size=4 * dim + 1000, seed=3, init="random",
                              init_scale=torch.full((dim,), 0.1), **GA_SIZES.get(name, {}))
         run(opt, lambda x: -(x[:, :5] - 1).pow(2).sum(-1), 4)
-        sizes.append(_state_bytes(opt.state_dict(compact=True)))
+        sizes.append(_state_bytes(opt.compact_state_dict()))
         assert _state_bytes(opt.state_dict()) > 4 * 4 * dim  # the full state: loadable into any such optimizer
     assert sizes[0] == sizes[1] < 10_000
 
@@ -40,7 +40,7 @@ def test_a_compact_state_continues_exactly_in_an_optimizer_built_the_same_way(na
     opt = make_optimizer(name, torch.full((40,), 3.0), seed=1, **kwargs)
     run(opt, sphere, 4)
     buf = io.BytesIO()
-    torch.save(opt.state_dict(compact=True), buf)
+    torch.save(opt.compact_state_dict(), buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
     other = make_optimizer(name, torch.full((40,), 3.0), seed=9, **kwargs)
