@@ -36,6 +36,7 @@ class RandomSearch(RandomStartsOptimizer):
 
     config_class = RandomSearchConfig
     name = "RandomSearch"
+
     def __init__(self, center, config=None, **kwargs):
         super().__init__(center, config, **kwargs)
         self._asked: Population | None = None
