@@ -278,7 +278,7 @@ class Trainer:
             self.solution = center.clone()
             # With the normalizer as it is now: the statistics this solution was evaluated with.
             self._best_record = self._policy_record(center, mean)
-            self._best_genome = self.optimizer.center_genome()
+            self._best_genome = self.optimizer.center_genome() if self.policy.reproducible_init else None
             if self.run_dir is not None:
                 atomic_save(self._best_record, self.run_dir / "best_policy.pt")
         if cfg.run.target is not None and mean >= cfg.run.target:
@@ -423,7 +423,9 @@ class Trainer:
             "best_eval_return": self.best_eval_return,
             "last_eval_return": self.last_eval_return,
             "solved": self.solved,
-            "optimizer": self.optimizer.compact_state_dict(),
+            # the compact form leaves out what a resumed run rebuilds from the policy's init (the GA's root)
+            "optimizer": (self.optimizer.compact_state_dict() if self.policy.reproducible_init
+                          else self.optimizer.state_dict()),
             "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
             "solution": self._solution_record(),
         }

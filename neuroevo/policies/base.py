@@ -36,6 +36,12 @@ class Policy:
     #: threads of its own (conv policies); otherwise the rollout runs torch on one thread beside such an env
     threaded_forward: ClassVar[bool] = False
 
+    @property
+    def reproducible_init(self) -> bool:
+        """Whether :meth:`init_params` depends on its generator alone (the same center in any process, as the
+        contract asks): a checkpoint then leaves the optimizer's starting point out and a resume rebuilds it."""
+        return True
+
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if kind is not None:

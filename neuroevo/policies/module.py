@@ -155,6 +155,11 @@ class ModulePolicy(Policy):
         flat = parameters_to_vector(module.parameters()).detach().clone()
         return flat.to(device) if device is not None else flat
 
+    @property
+    def reproducible_init(self) -> bool:
+        """A module named by path is built afresh from the run's seed; an object's init is its own."""
+        return self.path is not None
+
     def to_module(self, flat_params: Tensor) -> nn.Module:
         """A deep copy of the module on flat_params' device, its parameters set to ``flat_params: [D]``."""
         self.check_flat(flat_params)
