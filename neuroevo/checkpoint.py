@@ -243,6 +243,9 @@ def read_policy(
 def _named_solution(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The policy record of a checkpoint whose best policy is named by its genome (the GA's compact
     checkpoints): the run's best_policy.pt, which the trainer wrote first, if it holds those very params."""
+    if record.get("genome") is None:
+        raise ValueError(f"{path}: its run has evaluated no policy yet (the checkpoint names its starting point, "
+                         "which a resume builds again)")
     best = path.parent.parent / "best_policy.pt"
     if best.is_file():
         saved = load_file(best, POLICY_FORMAT)

@@ -433,9 +433,12 @@ class Trainer:
     def _solution_record(self) -> dict[str, Any]:
         """The best evaluated policy as the checkpoint keeps it: its params named by their genome where the
         optimizer names its center so (the GA's lineage: a few KB whatever D is), with their digest; else the
-        params themselves (:func:`~neuroevo.checkpoint.read_policy` takes either)."""
+        params themselves (:func:`~neuroevo.checkpoint.read_policy` takes either). Before the first evaluation
+        it is the run's starting point, which a resume builds again where the policy's init is reproducible
+        (genome None)."""
         record = self._best_record or self._policy_record(self.solution, self.best_eval_return)
-        if self._best_genome is None:
+        named = self.policy.reproducible_init and self.optimizer.has_genomes
+        if not named or (self._best_record is not None and self._best_genome is None):
             return record
         params = record["params"]
         return {**record, "params": None, "genome": self._best_genome, "num_params": params.numel(),
@@ -452,8 +455,10 @@ class Trainer:
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self._best_genome = solution.get("genome")
-        if solution["params"] is None:  # named by its genome: rebuilt by the optimizer, checked by its digest
-            params = self.optimizer.genome_params(solution["genome"]).detach().cpu()
+        evaluated = float(state["best_eval_return"]) > float("-inf")  # else: the run's starting point
+        if solution["params"] is None:  # named: rebuilt (by the optimizer from its genome), checked by its digest
+            genome = self._best_genome
+            params = (self.optimizer.genome_params(genome) if genome is not None else self.solution).detach().cpu()
             if tensor_digest(params) != solution["params_digest"]:
                 raise ValueError("the best policy rebuilt from its genome differs from the one saved")
             solution = {k: v for k, v in solution.items() if k not in ("genome", "num_params", "params_digest")}
@@ -470,7 +475,7 @@ class Trainer:
         self.best_eval_return = float(state["best_eval_return"])
         self.last_eval_return = float(state["last_eval_return"])
         self.solved = bool(state["solved"])
-        self._best_record = solution
+        self._best_record = solution if evaluated else None
         self.solution = solution["params"].to(self.device)
 
     def save_checkpoint(self) -> Path:

@@ -122,6 +122,24 @@ def test_a_ga_checkpoint_names_its_members_and_best_policy_by_lineages_and_resum
     assert cut_rows == full_rows
 
 
+def test_a_ga_checkpoint_before_the_first_evaluation_names_the_starting_point(tmp_path):
+    """Nothing evaluated yet: the best policy is the run's starting point, which a resume builds again."""
+    config = resolve_config("CartPole-v1", {**short_config(algo="ga", eval_every=5).to_dict(),
+                                            "ga": {"init": "random", "popsize": 8, "truncation": 2}})
+    full = Trainer(config, tmp_path / "full").run()
+    early = Trainer(config, tmp_path / "early")
+    early.step()
+    early.step()
+    early.save_checkpoint()
+    state = torch.load(tmp_path / "early" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["solution"]["params"] is None and state["solution"]["genome"] is None
+    assert [t.shape for t in _tensors(state) if t.numel() == full.solution.numel()] == []
+    with pytest.raises(ValueError, match="has evaluated no policy yet"):
+        read_policy(tmp_path / "early" / "checkpoints" / "last.pt")
+    resumed = Trainer.resume(tmp_path / "early").run()
+    assert torch.equal(resumed.solution, full.solution) and resumed.best_eval_return == full.best_eval_return
+
+
 def test_sigint_finishes_the_generation_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
     full = Trainer(short_config(), tmp_path / "full").run()
     original_step = Trainer.step

@@ -65,6 +65,9 @@ class Optimizer:
     #: whether the constructor takes ``init_scale=`` (the policy's init std per parameter, for random starting
     #: points: GA, random search); ``make_optimizer`` passes one on only to these
     takes_init_scale: bool = False
+    #: whether the optimizer names its members by genomes (:meth:`center_genome`, :meth:`genome_params`; the GA
+    #: and random search), so that a checkpoint of it holds no parameter vector at all
+    has_genomes: bool = False
 
     def __init__(self, center: torch.Tensor | int, config: Any = None, *, seed: int = 0,
                  device: torch.device | str | None = None, **overrides: Any):

@@ -110,6 +110,7 @@ class RandomStartsOptimizer(NoiseTableOptimizer):
     """
 
     takes_init_scale = True
+    has_genomes = True
     _state_keys: tuple[str, ...] = ("root", "init_scale")
 
     def __init__(self, center: torch.Tensor | int, config: Any = None, *, init_scale: Any = None, **kwargs: Any):
