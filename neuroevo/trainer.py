@@ -278,7 +278,7 @@ class Trainer:
             self.solution = center.clone()
             # With the normalizer as it is now: the statistics this solution was evaluated with.
             self._best_record = self._policy_record(center, mean)
-            self._best_genome = self.optimizer.center_genome() if self.policy.reproducible_init else None
+            self._best_genome = self.optimizer.center_genome()
             if self.run_dir is not None:
                 atomic_save(self._best_record, self.run_dir / "best_policy.pt")
         if cfg.run.target is not None and mean >= cfg.run.target:
