@@ -67,7 +67,7 @@ class Run:
     algo: str
     seed: int
     result: dict[str, Any]
-    """result.json: env_steps, wall_time, final_return, best_return, generations, load averages, ..."""
+    """result.json: env_steps, wall_time, final_return, best_return, generations, load averages, threads, ..."""
     curve: list[dict[str, float]] = field(default_factory=list)
     """[{"env_steps", "wall", "return"}] at every evaluation, in order"""
 
@@ -417,6 +417,7 @@ def _run_one(task: str, algo: str, seed: int, steps: int, overrides, run_dir: Pa
         "best_return": result.best_eval_return,
         "load_average_start": list(load_start),
         "load_average_end": list(os.getloadavg()),
+        "threads": torch.get_num_threads(),  # this run's (compare.json's is the last call's)
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     atomic_write_json(run_dir / "result.json", record)

@@ -143,6 +143,17 @@ def plot(comparison: Comparison, key: str, path: Path) -> Path:
     return path
 
 
+def _threads(comparison: Comparison) -> str:
+    """The runs' torch threads: each run's own record, or compare.json's (the last call's) for runs from before
+    result.json kept them."""
+    default = comparison.info.get("threads") or "default"
+    counts = {f"{r.algo} seed {r.seed}": r.result.get("threads", default)
+              for runs in comparison.runs.values() for r in runs}
+    if len(set(counts.values())) <= 1:
+        return f"{next(iter(counts.values()), default)} thread(s)"
+    return "threads by run (" + "; ".join(f"{run}: {n}" for run, n in counts.items()) + ")"
+
+
 def _load_line(comparison: Comparison) -> str:
     loads = [r.result["load_average_start"][0] for runs in comparison.runs.values() for r in runs]
     loads += [r.result["load_average_end"][0] for runs in comparison.runs.values() for r in runs]
@@ -151,7 +162,7 @@ def _load_line(comparison: Comparison) -> str:
     machine = comparison.info.get("machine", {})
     return (
         f"Machine: {machine.get('cpus')} CPUs{', CUDA' if machine.get('cuda') else ''}, torch on "
-        f"{comparison.info.get('threads') or 'default'} thread(s); 1-minute load average at the start and end "
+        f"{_threads(comparison)}; 1-minute load average at the start and end "
         f"of the runs: {min(loads):.2f} to {max(loads):.2f} (mean {statistics.fmean(loads):.2f}). Other jobs shared "
         "the machine, so wall times compare only within this report."
     )

@@ -44,12 +44,13 @@ def test_compare_writes_every_run_and_a_report(comparison_dir):
             run = comparison_dir / algo / f"seed{seed}"
             result = json.loads((run / "result.json").read_text())
             assert result["env_steps"] >= STEPS and result["seed"] == seed
+            assert result["threads"] == 1  # run_comparison's default, set for every run
             assert (run / "metrics.jsonl").exists() and (run / "progress.csv").exists()  # one logger for all
     report = write_report(load_comparison(comparison_dir), comparison_dir)
     text = (comparison_dir / "report.md").read_text()
     table_rows = [line for line in text.splitlines() if line.startswith("| ") and " ± " in line and "mean" not in line]
     assert [row.split("|")[1].strip() for row in table_rows] == ["ES", "GA", "ARS", "PPO (SB3)"]
-    assert "Machine: " in text and "load average" in text
+    assert "Machine: " in text and "torch on 1 thread(s)" in text and "load average" in text
     for name in ("return_vs_env_steps.png", "return_vs_wall_time.png"):
         assert (comparison_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((comparison_dir / "summary.json").read_text())

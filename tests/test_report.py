@@ -207,6 +207,19 @@ def test_write_report_writes_the_markdown_the_plots_and_the_summary(tmp_path):
     assert summary["runs"][1]["result"] == ES[1].result
     assert summary["runs"][1]["curve"] == [[1000, 2, 20], [2000, 4, 100], [3000, 6, 140], [4000, 8, 130]]
 
+def test_the_machine_line_names_each_runs_threads_where_they_differ():
+    """compare.json keeps the last call's threads; a run's own record wins, and runs that differ are named."""
+    comparison = _comparison(info={"machine": {"cpus": 2, "cuda": False}, "threads": 2})
+    assert "torch on 2 thread(s);" in render(comparison, summarize(comparison))  # no run records its own
+    for run in comparison.runs["es"] + comparison.runs["ga"]:
+        run.result["threads"] = 1
+    assert "torch on 1 thread(s);" in render(comparison, summarize(comparison))
+    comparison.runs["ga"][1] = _run("ga", 1, [1000], [60], [5])
+    comparison.runs["ga"][1].result["threads"] = 2
+    text = render(comparison, summarize(comparison))
+    assert "torch on threads by run (es seed 0: 1; es seed 1: 1; ga seed 0: 1; ga seed 1: 2);" in text
+
+
 
 def test_write_report_takes_the_command_from_the_comparison(tmp_path):
     comparison = _comparison(info={"command": "neuroevo compare T-v0"})
